@@ -1,0 +1,87 @@
+"""GrowthBook's published cross-SDK vectors (shared/conformance) against the assignment engine."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assignment.engine import (
+    bucket_ranges,
+    choose_variant,
+    evaluate_condition,
+    hash_unit,
+    in_namespace,
+)
+
+# CI clones the repo with a copy of shared/ beside it: <repo root>/../shared/conformance/.
+REPO_ROOT = Path(__file__).resolve().parents[3]
+CASES_PATH = REPO_ROOT.parent / "shared" / "conformance" / "growthbook-cases.json"
+MISSING_REASON = f"GrowthBook conformance vectors not found at {CASES_PATH}"
+
+
+def _cases(section: str) -> list[Any]:
+    if not CASES_PATH.is_file():
+        return [pytest.param(None, marks=pytest.mark.skip(reason=MISSING_REASON), id="missing")]
+    cases = json.loads(CASES_PATH.read_text(encoding="utf-8"))[section]
+    return [pytest.param(case, id=_case_id(section, i, case)) for i, case in enumerate(cases)]
+
+
+def _case_id(section: str, index: int, case: list[Any]) -> str:
+    label = f"{case[0]!r}/{case[1]!r}/v{case[2]}" if section == "hash" else str(case[0])
+    return f"{index}-{label}"
+
+
+def _uses_saved_groups(case: list[Any]) -> bool:
+    return (
+        len(case) > 4 or "$inGroup" in json.dumps(case[1]) or "$notInGroup" in json.dumps(case[1])
+    )
+
+
+@pytest.mark.parametrize("case", _cases("hash"))
+def test_hash_unit__growthbook_vector__matches(case: list[Any]) -> None:
+    # Given a seed, a unit id, a hash version and GrowthBook's expected point
+    seed, unit_id, version, expected = case
+    # When the unit is hashed
+    point = hash_unit(seed, unit_id, version)
+    # Then it is the same point (None for an unknown version)
+    assert point == expected
+
+
+@pytest.mark.parametrize("case", _cases("getBucketRange"))
+def test_bucket_ranges__growthbook_vector__match_within_tolerance(case: list[Any]) -> None:
+    # Given a variant count, a coverage and weights (possibly invalid)
+    _name, (n_variants, coverage, weights), expected = case
+    # When the ranges are built
+    ranges = bucket_ranges(n_variants, coverage, weights)
+    # Then each range matches GrowthBook's to float tolerance
+    assert len(ranges) == len(expected)
+    for (low, high), (want_low, want_high) in zip(ranges, expected, strict=True):
+        assert low == pytest.approx(want_low, abs=1e-9)
+        assert high == pytest.approx(want_high, abs=1e-9)
+
+
+@pytest.mark.parametrize("case", _cases("chooseVariation"))
+def test_choose_variant__growthbook_vector__picks_same_index(case: list[Any]) -> None:
+    # Given a point and a list of ranges
+    _name, point, ranges, expected = case
+    # When / Then: the chosen index is GrowthBook's (-1 outside every range)
+    assert choose_variant(point, [tuple(r) for r in ranges]) == expected
+
+
+@pytest.mark.parametrize("case", _cases("inNamespace"))
+def test_in_namespace__growthbook_vector__same_membership(case: list[Any]) -> None:
+    # Given a unit id and a namespace (layer id, start, end)
+    _name, unit_id, (layer_id, start, end), expected = case
+    # When / Then: membership is GrowthBook's
+    assert in_namespace(unit_id, (layer_id, start, end)) is expected
+
+
+@pytest.mark.parametrize("case", _cases("evalCondition"))
+def test_evaluate_condition__growthbook_vector__same_result(case: list[Any]) -> None:
+    # Given a condition and attributes (saved groups are outside CONTRACT.md §2)
+    if _uses_saved_groups(case):
+        pytest.skip("saved groups ($inGroup/$notInGroup) are out of scope (CONTRACT.md §2)")
+    _name, condition, attributes, expected = case[:4]
+    # When / Then: the condition holds exactly when GrowthBook says it does
+    assert evaluate_condition(condition, attributes) is expected
