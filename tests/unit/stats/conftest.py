@@ -1,0 +1,23 @@
+"""The statistics engine is pure: its tests need no database, Django app or cache.
+
+The project-wide autouse fixtures reset assignment and API-key caches (importing those apps);
+they are overridden here with no-ops so these tests depend on nothing but ``analysis.stats``.
+Run alone with ``python -m pytest tests/unit/stats -p no:django --noconftest`` if the root
+conftest cannot be imported without Django settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _celery_mode() -> Iterator[None]:
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> Iterator[None]:
+    yield
