@@ -457,7 +457,8 @@ def validate_condition(condition: Any) -> list[str]:
 
 
 def _type_name(value: Any) -> str:
-    return _js_type(value) if _js_type(value) != "unknown" else type(value).__name__
+    name = _js_type(value)
+    return name if name != "unknown" else type(value).__name__
 
 
 def _validate_condition(condition: Any, where: str, problems: list[str]) -> None:
