@@ -79,7 +79,9 @@ def difference_estimate(
     )
     baseline = control.mean if control_mean is None else control_mean
     total = control.units + treatment.units
-    if baseline == 0.0:
+    # A control mean that is zero, or zero up to float noise next to its spread (sums that
+    # cancel), gives no meaningful relative effect: report it as undefined, not as 1e16.
+    if baseline == 0.0 or abs(baseline) <= 1e-9 * math.sqrt(control.variance):
         return EffectEstimate(delta, variance, df, total, relative_reason="zero_control_mean")
     m_t = baseline + delta
     relative_variance = v_t / baseline**2 + v_c * m_t**2 / baseline**4
