@@ -1,0 +1,394 @@
+"""Admin for product teams: experiments with their variants, metrics and QA overrides.
+
+Status changes and validation go through the same services and rules as the API.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+
+from assignment.engine import assign
+from assignment.selectors import experiment_config_build
+from experiments import services
+from experiments.errors import ServiceError
+from experiments.models import (
+    ApiKey,
+    ApiKeyScope,
+    Experiment,
+    ExperimentMetric,
+    ForcedAssignment,
+    Layer,
+    Metric,
+    Status,
+    Variant,
+)
+from experiments.validation import (
+    LIVE_STATUSES,
+    VariantSpec,
+    frozen_variant_errors,
+    variant_set_errors,
+)
+
+
+class PrettyJSONWidget(forms.Textarea):
+    """A monospace textarea that shows JSON indented, so payloads are easy to read and edit."""
+
+    def __init__(self, rows: int = 4) -> None:
+        super().__init__(
+            attrs={
+                "rows": rows,
+                "cols": 60,
+                "class": "vl-json",
+                "style": "font-family: monospace;",
+            }
+        )
+
+    def format_value(self, value: Any) -> str:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return value
+        return json.dumps(value, indent=2, sort_keys=True)
+
+
+class VariantInlineFormSet(forms.BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        if any(form.errors for form in self.forms):
+            return
+        kept = [
+            form.cleaned_data
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+        specs = [VariantSpec(d["key"], d["weight"], d.get("is_control", False)) for d in kept]
+        problems = variant_set_errors(specs)
+        if self.instance.pk and self.instance.status in LIVE_STATUSES:
+            current = [
+                VariantSpec(v.key, v.weight, v.is_control) for v in self.instance.variants.all()
+            ]
+            problems += frozen_variant_errors(current, specs)
+        if problems:
+            raise ValidationError(problems)
+
+
+class VariantInline(admin.TabularInline):
+    model = Variant
+    formset = VariantInlineFormSet
+    fields = ("key", "name", "weight", "is_control", "payload", "position")
+    extra = 0
+    min_num = 2
+    formfield_overrides = {}
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "payload":
+            kwargs["widget"] = PrettyJSONWidget()
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Experiment | None = None) -> tuple:
+        if obj is not None and obj.status in LIVE_STATUSES:
+            return ("key", "weight", "is_control")
+        if obj is not None and obj.status == Status.STOPPED:
+            return self.fields
+        return ()
+
+    def has_add_permission(self, request: HttpRequest, obj: Experiment | None = None) -> bool:
+        return (obj is None or obj.status == Status.DRAFT) and super().has_add_permission(
+            request, obj
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Experiment | None = None) -> bool:
+        return (obj is None or obj.status == Status.DRAFT) and super().has_delete_permission(
+            request, obj
+        )
+
+
+class ExperimentMetricInline(admin.TabularInline):
+    model = ExperimentMetric
+    extra = 0
+    autocomplete_fields = ("metric",)
+
+
+class ForcedAssignmentInline(admin.TabularInline):
+    model = ForcedAssignment
+    extra = 0
+    verbose_name_plural = "Forced assignments (QA units; never analysed)"
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "variant":
+            object_id = request.resolver_match.kwargs.get("object_id")
+            kwargs["queryset"] = Variant.objects.filter(experiment_id=object_id or 0)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class ExperimentForm(forms.ModelForm):
+    class Meta:
+        model = Experiment
+        fields = (
+            "key",
+            "name",
+            "hypothesis",
+            "owner",
+            "seed",
+            "hash_version",
+            "coverage",
+            "condition",
+            "layer",
+            "layer_start",
+            "layer_end",
+            "planned_sample_size",
+            "alpha",
+            "method",
+            "sequential_tuning",
+            "planned_looks",
+            "cuped",
+            "correction",
+            "srm_threshold",
+            "schedule_minutes",
+            "auto_pause_on_guardrail",
+        )
+        widgets = {"condition": PrettyJSONWidget(rows=6)}
+
+
+class PreviewForm(forms.Form):
+    preview_unit_id = forms.CharField(label="Unit id", max_length=256)
+    preview_attributes = forms.CharField(
+        label="Attributes (JSON object)", required=False, widget=PrettyJSONWidget(rows=3)
+    )
+
+    def clean_preview_attributes(self) -> dict:
+        raw = self.cleaned_data["preview_attributes"] or "{}"
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise ValidationError(f"Not valid JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise ValidationError("Attributes must be a JSON object.")
+        return value
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    form = ExperimentForm
+    change_form_template = "admin/experiments/experiment/change_form.html"
+    list_display = ("key", "name", "status", "layer", "variant_count", "owner", "started_at")
+    list_filter = ("status", "layer", "method")
+    search_fields = ("key", "name", "owner", "hypothesis")
+    list_select_related = ("layer",)
+    inlines = (VariantInline, ExperimentMetricInline, ForcedAssignmentInline)
+    actions = ("start_selected", "pause_selected", "stop_selected")
+    readonly_fields = (
+        "status",
+        "shipped_variant",
+        "started_at",
+        "stopped_at",
+        "created_at",
+        "updated_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("key", "name", "hypothesis", "owner")}),
+        ("State", {"fields": readonly_fields}),
+        (
+            "Traffic",
+            {
+                "fields": (
+                    "seed",
+                    "hash_version",
+                    "coverage",
+                    "condition",
+                    ("layer", "layer_start", "layer_end"),
+                )
+            },
+        ),
+        (
+            "Analysis",
+            {
+                "fields": (
+                    "planned_sample_size",
+                    "alpha",
+                    "method",
+                    "sequential_tuning",
+                    "planned_looks",
+                    "cuped",
+                    "correction",
+                    "srm_threshold",
+                    "schedule_minutes",
+                    "auto_pause_on_guardrail",
+                )
+            },
+        ),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Experiment]:
+        return super().get_queryset(request).annotate(variant_total=Count("variants"))
+
+    @admin.display(description="Variants", ordering="variant_total")
+    def variant_count(self, obj: Experiment) -> int:
+        return obj.variant_total
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Experiment | None = None) -> tuple:
+        fields = self.readonly_fields
+        if obj is not None and obj.status != Status.DRAFT:
+            fields += ("key",)
+        if obj is not None and obj.status in LIVE_STATUSES:
+            fields += ("seed", "hash_version", "layer", "layer_start", "layer_end")
+        return fields
+
+    def get_urls(self) -> list:
+        custom = [
+            path(
+                "<int:object_id>/move/<str:move>/",
+                self.admin_site.admin_view(self.move_view),
+                name="experiments_experiment_move",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def move_view(self, request: HttpRequest, object_id: int, move: str) -> HttpResponse:
+        """Start, pause, stop or ship from the buttons on the experiment page (POST only)."""
+        experiment = get_object_or_404(Experiment, pk=object_id)
+        change_url = reverse("admin:experiments_experiment_change", args=[object_id])
+        if request.method != "POST" or not self.has_change_permission(request, experiment):
+            return HttpResponseRedirect(change_url)
+        self._apply_move(request, experiment, move, request.POST.get("variant", ""))
+        return HttpResponseRedirect(change_url)
+
+    def _apply_move(
+        self, request: HttpRequest, experiment: Experiment, move: str, variant: str = ""
+    ) -> None:
+        try:
+            if move == "start":
+                services.experiment_start(experiment=experiment)
+            elif move == "pause":
+                services.experiment_pause(experiment=experiment)
+            elif move in ("stop", "ship"):
+                services.experiment_stop(experiment=experiment, shipped_variant=variant)
+            else:
+                raise ServiceError(f"Unknown action '{move}'.")
+        except ServiceError as exc:
+            self.message_user(request, f"{experiment.key}: {exc.message}", messages.ERROR)
+        else:
+            done = f"shipped '{variant}'" if variant else f"{move} done"
+            self.message_user(request, f"{experiment.key}: {done}.", messages.SUCCESS)
+
+    @admin.action(description="Start or resume selected experiments")
+    def start_selected(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
+        for experiment in queryset:
+            self._apply_move(request, experiment, "start")
+
+    @admin.action(description="Pause selected experiments")
+    def pause_selected(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
+        for experiment in queryset:
+            self._apply_move(request, experiment, "pause")
+
+    @admin.action(description="Stop selected experiments (ship nothing)")
+    def stop_selected(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
+        for experiment in queryset:
+            self._apply_move(request, experiment, "stop")
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        extra_context = extra_context or {}
+        experiment = Experiment.objects.filter(pk=object_id).first()
+        if experiment is not None:
+            extra_context.update(self._preview_context(request, experiment))
+            extra_context["moves"] = [
+                (move, label)
+                for target, move, label in (
+                    (
+                        Status.RUNNING,
+                        "start",
+                        "Resume" if experiment.status == Status.PAUSED else "Start",
+                    ),
+                    (Status.PAUSED, "pause", "Pause"),
+                    (Status.STOPPED, "stop", "Stop"),
+                )
+                if target in services.ALLOWED_MOVES[experiment.status]
+            ]
+            extra_context["variant_keys"] = list(experiment.variants.values_list("key", flat=True))
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _preview_context(self, request: HttpRequest, experiment: Experiment) -> dict:
+        if "preview_unit_id" not in request.GET:
+            return {"preview_form": PreviewForm()}
+        form = PreviewForm(request.GET)
+        context: dict[str, Any] = {"preview_form": form}
+        if form.is_valid():
+            try:
+                config = experiment_config_build(experiment)
+                context["preview"] = assign(
+                    config,
+                    form.cleaned_data["preview_unit_id"],
+                    form.cleaned_data["preview_attributes"],
+                )
+            except Exception as exc:  # an incomplete draft cannot be evaluated yet
+                context["preview_error"] = f"Cannot evaluate this configuration yet: {exc}"
+        return context
+
+
+@admin.register(Metric)
+class MetricAdmin(admin.ModelAdmin):
+    list_display = ("key", "name", "event", "aggregation", "direction", "cuped_lookback_days")
+    list_filter = ("aggregation", "direction")
+    search_fields = ("key", "name", "event", "denominator_event")
+
+
+@admin.register(Layer)
+class LayerAdmin(admin.ModelAdmin):
+    list_display = ("key", "name", "experiment_count")
+    search_fields = ("key", "name")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Layer]:
+        return super().get_queryset(request).annotate(experiment_total=Count("experiments"))
+
+    @admin.display(description="Experiments", ordering="experiment_total")
+    def experiment_count(self, obj: Layer) -> int:
+        return obj.experiment_total
+
+
+class ApiKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        choices=ApiKeyScope.choices, widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ("name", "scopes", "is_active")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyForm
+    list_display = ("name", "prefix", "scopes", "is_active", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("name", "prefix")
+    readonly_fields = ("prefix", "created_at")
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        # New keys go through the service so the secret is generated, hashed and shown once.
+        created, raw_key = services.api_key_create(name=obj.name, scopes=list(obj.scopes))
+        obj.pk, obj.prefix, obj.hashed_key = created.pk, created.prefix, created.hashed_key
+        obj._state.adding = False
+        self.message_user(
+            request,
+            f"API key created. Copy it now, it will not be shown again: {raw_key}",
+            messages.WARNING,
+        )

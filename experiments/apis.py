@@ -1,0 +1,214 @@
+"""Experiment and metric configuration over REST (CONTRACT §3)."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from experiments import services
+from experiments.models import (
+    KEY_VALIDATOR,
+    Aggregation,
+    Correction,
+    Direction,
+    Experiment,
+    Method,
+    Metric,
+    Role,
+)
+from experiments.selectors import experiment_json, experiment_list, metric_json
+
+KEY_FIELD = {"max_length": 100, "validators": [KEY_VALIDATOR]}
+
+
+class LayerInput(serializers.Serializer):
+    key = serializers.CharField(**KEY_FIELD)
+    start = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
+    end = serializers.FloatField(min_value=0.0, max_value=1.0, default=1.0)
+
+
+class VariantInput(serializers.Serializer):
+    key = serializers.CharField(**KEY_FIELD)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    weight = serializers.FloatField(min_value=0.0, max_value=1.0)
+    is_control = serializers.BooleanField(default=False)
+    payload = serializers.DictField(required=False, default=dict)
+
+
+class MetricRoleInput(serializers.Serializer):
+    metric = serializers.CharField(**KEY_FIELD)
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.PRIMARY)
+
+
+class AnalysisInput(serializers.Serializer):
+    alpha = serializers.FloatField(min_value=0.0001, max_value=0.5, required=False)
+    method = serializers.ChoiceField(choices=Method.choices, required=False)
+    sequential_tuning = serializers.IntegerField(min_value=2, required=False, allow_null=True)
+    planned_looks = serializers.IntegerField(
+        min_value=1, max_value=100, required=False, allow_null=True
+    )
+    cuped = serializers.BooleanField(required=False)
+    correction = serializers.ChoiceField(choices=Correction.choices, required=False)
+    srm_threshold = serializers.FloatField(min_value=0.0, max_value=0.5, required=False)
+    schedule_minutes = serializers.IntegerField(min_value=1, required=False)
+    auto_pause_on_guardrail = serializers.BooleanField(required=False)
+
+
+class ExperimentInput(serializers.Serializer):
+    key = serializers.CharField(**KEY_FIELD)
+    name = serializers.CharField(max_length=200)
+    hypothesis = serializers.CharField(required=False, allow_blank=True)
+    owner = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    seed = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    hash_version = serializers.ChoiceField(choices=[1, 2], required=False)
+    coverage = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+    layer = LayerInput(required=False, allow_null=True)
+    condition = serializers.DictField(required=False)
+    variants = VariantInput(many=True, required=False)
+    forced_assignments = serializers.DictField(
+        child=serializers.CharField(max_length=100), required=False
+    )
+    metrics = MetricRoleInput(many=True, required=False)
+    analysis = AnalysisInput(required=False)
+    planned_sample_size = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+
+    def validate_forced_assignments(self, value: dict) -> dict:
+        too_long = [unit for unit in value if len(unit) > 256]
+        if too_long:
+            raise serializers.ValidationError("Unit ids are at most 256 characters.")
+        return value
+
+
+class StopInput(serializers.Serializer):
+    shipped_variant = serializers.CharField(max_length=100, required=False, allow_blank=True)
+
+
+class ExperimentListApi(APIView):
+    required_scopes = {"GET": "read", "POST": "write"}
+
+    @extend_schema(responses=ExperimentInput(many=True))
+    def get(self, request: Request) -> Response:
+        experiments = experiment_list()
+        wanted = request.query_params.get("status")
+        if wanted:
+            experiments = experiments.filter(status=wanted)
+        return Response([experiment_json(e) for e in experiments])
+
+    @extend_schema(request=ExperimentInput, responses={201: ExperimentInput})
+    def post(self, request: Request) -> Response:
+        incoming = ExperimentInput(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        if Experiment.objects.filter(key=incoming.validated_data["key"]).exists():
+            raise services.ConflictError(
+                "An experiment with this key exists.", fields={"key": "already exists"}
+            )
+        experiment = services.experiment_save(data=incoming.validated_data)
+        return Response(
+            experiment_json(experiment_list().get(pk=experiment.pk)),
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class ExperimentDetailApi(APIView):
+    required_scopes = {"GET": "read", "PATCH": "write"}
+
+    @extend_schema(responses=ExperimentInput)
+    def get(self, request: Request, key: str) -> Response:
+        return Response(experiment_json(get_object_or_404(experiment_list(), key=key)))
+
+    @extend_schema(request=ExperimentInput, responses=ExperimentInput)
+    def patch(self, request: Request, key: str) -> Response:
+        experiment = get_object_or_404(Experiment, key=key)
+        incoming = ExperimentInput(data=request.data, partial=True)
+        incoming.is_valid(raise_exception=True)
+        services.experiment_save(data=incoming.validated_data, experiment=experiment)
+        return Response(experiment_json(experiment_list().get(pk=experiment.pk)))
+
+
+class ExperimentStatusApi(APIView):
+    """POST /experiments/{key}/start|pause|stop."""
+
+    required_scopes = "write"
+    move = ""
+
+    @extend_schema(request=StopInput, responses=ExperimentInput)
+    def post(self, request: Request, key: str) -> Response:
+        experiment = get_object_or_404(Experiment, key=key)
+        if self.move == "start":
+            services.experiment_start(experiment=experiment)
+        elif self.move == "pause":
+            services.experiment_pause(experiment=experiment)
+        else:
+            incoming = StopInput(data=request.data or {})
+            incoming.is_valid(raise_exception=True)
+            services.experiment_stop(
+                experiment=experiment,
+                shipped_variant=incoming.validated_data.get("shipped_variant", ""),
+            )
+        return Response(experiment_json(experiment_list().get(pk=experiment.pk)))
+
+
+class MetricInput(serializers.Serializer):
+    key = serializers.CharField(**KEY_FIELD)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True)
+    event = serializers.CharField(max_length=200)
+    aggregation = serializers.ChoiceField(choices=Aggregation.choices)
+    denominator_event = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, allow_null=True
+    )
+    direction = serializers.ChoiceField(choices=Direction.choices, required=False)
+    winsorize_percentile = serializers.FloatField(
+        min_value=50.0, max_value=100.0, required=False, allow_null=True
+    )
+    conversion_window_hours = serializers.IntegerField(
+        min_value=1, required=False, allow_null=True
+    )
+    cuped_lookback_days = serializers.IntegerField(min_value=0, max_value=365, required=False)
+
+    def validate_denominator_event(self, value: str | None) -> str:
+        return value or ""
+
+
+class MetricListApi(APIView):
+    required_scopes = {"GET": "read", "POST": "write"}
+
+    @extend_schema(responses=MetricInput(many=True))
+    def get(self, request: Request) -> Response:
+        return Response([metric_json(m) for m in Metric.objects.all()])
+
+    @extend_schema(request=MetricInput, responses={201: MetricInput})
+    def post(self, request: Request) -> Response:
+        incoming = MetricInput(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        if Metric.objects.filter(key=incoming.validated_data["key"]).exists():
+            raise services.ConflictError(
+                "A metric with this key exists.", fields={"key": "already exists"}
+            )
+        metric = services.metric_save(data=incoming.validated_data)
+        return Response(metric_json(metric), status=status.HTTP_201_CREATED)
+
+
+class MetricDetailApi(APIView):
+    required_scopes = {"GET": "read", "PATCH": "write"}
+
+    @extend_schema(responses=MetricInput)
+    def get(self, request: Request, key: str) -> Response:
+        return Response(metric_json(get_object_or_404(Metric, key=key)))
+
+    @extend_schema(request=MetricInput, responses=MetricInput)
+    def patch(self, request: Request, key: str) -> Response:
+        metric = get_object_or_404(Metric, key=key)
+        incoming = MetricInput(data=request.data, partial=True)
+        incoming.is_valid(raise_exception=True)
+        if "key" in incoming.validated_data and incoming.validated_data["key"] != metric.key:
+            raise services.ServiceError(
+                "A metric's key cannot change.", fields={"key": "immutable"}
+            )
+        return Response(
+            metric_json(services.metric_save(data=incoming.validated_data, metric=metric))
+        )

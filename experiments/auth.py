@@ -1,0 +1,87 @@
+"""Bearer API keys with scopes, checked from an in-process table (no query per request)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from experiments.config_version import VersionedCache
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyIdentity:
+    id: int
+    name: str
+    scopes: frozenset[str]
+
+    is_authenticated = True
+
+    def allows(self, scope: str) -> bool:
+        return "all" in self.scopes or scope in self.scopes
+
+
+def _load_active_keys() -> dict[str, ApiKeyIdentity]:
+    from experiments.models import ApiKey
+
+    rows = ApiKey.objects.filter(is_active=True).values_list("hashed_key", "id", "name", "scopes")
+    return {h: ApiKeyIdentity(pk, name, frozenset(scopes)) for h, pk, name, scopes in rows}
+
+
+active_keys = VersionedCache(_load_active_keys)
+
+
+def _fresh_key(hashed: str) -> ApiKeyIdentity | None:
+    """A key created since the table was loaded works at once (one indexed read on a miss)."""
+    from experiments.models import ApiKey
+
+    row = (
+        ApiKey.objects.filter(hashed_key=hashed, is_active=True)
+        .values_list("id", "name", "scopes")
+        .first()
+    )
+    if row is None:
+        return None
+    identity = ApiKeyIdentity(row[0], row[1], frozenset(row[2]))
+    active_keys.get()[hashed] = identity
+    return identity
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[ApiKeyIdentity, ApiKeyIdentity] | None:
+        from experiments.models import ApiKey
+
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        scheme, _, raw_key = header.partition(" ")
+        if scheme.lower() != "bearer" or not raw_key.strip():
+            raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api key>'.")
+        hashed = ApiKey.hash(raw_key.strip())
+        identity = active_keys.get().get(hashed) or _fresh_key(hashed)
+        if identity is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        return identity, identity
+
+    def authenticate_header(self, request: Request) -> str:
+        # Makes DRF answer 401 (not 403) when the key is missing or wrong.
+        return 'Bearer realm="api"'
+
+
+class HasScope(BasePermission):
+    """Views declare `required_scopes = {"GET": "read", "POST": "write"}` (or one string)."""
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        identity = request.auth
+        if not isinstance(identity, ApiKeyIdentity):
+            raise exceptions.NotAuthenticated(
+                "An API key is required: 'Authorization: Bearer ...'."
+            )
+        required = getattr(view, "required_scopes", "all")
+        scope = required if isinstance(required, str) else required.get(request.method, "all")
+        if not identity.allows(scope):
+            raise exceptions.PermissionDenied(f"This API key lacks the '{scope}' scope.")
+        return True

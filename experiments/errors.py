@@ -1,0 +1,95 @@
+"""One error shape for every API response: {"error": {"code", "message", "fields"}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class ServiceError(Exception):
+    """A refused operation: carries the HTTP status, a stable code and field messages."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "invalid"
+
+    def __init__(self, message: str, *, fields: dict[str, Any] | None = None, code: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+        if code:
+            self.code = code
+
+
+class ConflictError(ServiceError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "conflict"
+
+
+class NotFoundError(ServiceError):
+    status_code = status.HTTP_404_NOT_FOUND
+    code = "not_found"
+
+
+class UnavailableError(ServiceError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "unavailable"
+
+
+def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def _flatten(detail: Any) -> Any:
+    """DRF nests ErrorDetail objects; users want plain strings under field names."""
+    if isinstance(detail, dict):
+        return {str(k): _flatten(v) for k, v in detail.items()}
+    if isinstance(detail, list):
+        flat = [_flatten(v) for v in detail]
+        return flat[0] if len(flat) == 1 and isinstance(flat[0], str) else flat
+    return str(detail)
+
+
+def _first_message(fields: Any, path: str = "") -> str:
+    """The first problem as one line, prefixed with its field path: "variants.0.weight: ..."."""
+    if isinstance(fields, dict) and fields:
+        key, value = next(iter(fields.items()))
+        if key != "non_field_errors":
+            path = f"{path}.{key}" if path else key
+        return _first_message(value, path)
+    if isinstance(fields, list) and fields:
+        return _first_message(fields[0], path)
+    return f"{path}: {fields}" if path else str(fields)
+
+
+def validation_response(fields: dict[str, Any], status_code: int = 400) -> Response:
+    fields = _flatten(fields)
+    message = _first_message(fields) if fields else "Invalid input."
+    return Response(error_body("invalid", message, fields), status=status_code)
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, ServiceError):
+        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        fields = (
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+        return validation_response(fields)
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        return validation_response(detail)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+    code = codes if isinstance(codes, str) else "error"
+    detail = response.data.get("detail", "") if isinstance(response.data, dict) else ""
+    response.data = error_body(code, str(detail))
+    return response

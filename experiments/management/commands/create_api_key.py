@@ -1,0 +1,22 @@
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from experiments.errors import ServiceError
+from experiments.services import api_key_create
+
+
+class Command(BaseCommand):
+    help = "Create an API key and print it (alone, on stdout). It is stored hashed."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--name", required=True)
+        parser.add_argument(
+            "--scopes", required=True, help="Comma-separated: assign,events,read,write or all."
+        )
+
+    def handle(self, *args: object, name: str, scopes: str, **options: object) -> None:
+        scope_list = [s.strip() for s in scopes.split(",") if s.strip()]
+        try:
+            _, raw_key = api_key_create(name=name, scopes=scope_list)
+        except ServiceError as exc:
+            raise CommandError(exc.message) from exc
+        self.stdout.write(raw_key)

@@ -1,0 +1,84 @@
+"""Reads of experiment configuration in the API's JSON shapes."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from experiments.models import Experiment, Metric
+
+
+def experiment_list() -> QuerySet[Experiment]:
+    return Experiment.objects.select_related("layer").prefetch_related(
+        "variants", "metrics__metric", "forced_assignments__variant"
+    )
+
+
+def experiment_json(experiment: Experiment) -> dict:
+    return {
+        "key": experiment.key,
+        "name": experiment.name,
+        "hypothesis": experiment.hypothesis,
+        "owner": experiment.owner,
+        "status": experiment.status,
+        "seed": experiment.effective_seed,
+        "hash_version": experiment.hash_version,
+        "coverage": experiment.coverage,
+        "layer": (
+            {
+                "key": experiment.layer.key,
+                "start": experiment.layer_start,
+                "end": experiment.layer_end,
+            }
+            if experiment.layer_id
+            else None
+        ),
+        "condition": experiment.condition,
+        "variants": [
+            {
+                "key": v.key,
+                "name": v.name,
+                "weight": v.weight,
+                "is_control": v.is_control,
+                "payload": v.payload,
+            }
+            for v in experiment.variants.all()
+        ],
+        "forced_assignments": {
+            f.unit_id: f.variant.key for f in experiment.forced_assignments.all()
+        },
+        "metrics": [{"metric": m.metric.key, "role": m.role} for m in experiment.metrics.all()],
+        "analysis": {
+            "alpha": experiment.alpha,
+            "method": experiment.method,
+            "sequential_tuning": experiment.sequential_tuning,
+            "planned_looks": experiment.planned_looks,
+            "cuped": experiment.cuped,
+            "correction": experiment.correction,
+            "srm_threshold": experiment.srm_threshold,
+            "schedule_minutes": experiment.schedule_minutes,
+            "auto_pause_on_guardrail": experiment.auto_pause_on_guardrail,
+        },
+        "planned_sample_size": experiment.planned_sample_size,
+        "shipped_variant": experiment.shipped_variant or None,
+        "started_at": experiment.started_at,
+        "stopped_at": experiment.stopped_at,
+    }
+
+
+METRIC_FIELDS = (
+    "key",
+    "name",
+    "event",
+    "aggregation",
+    "denominator_event",
+    "direction",
+    "winsorize_percentile",
+    "conversion_window_hours",
+    "cuped_lookback_days",
+)
+
+
+def metric_json(metric: Metric) -> dict:
+    data = {field: getattr(metric, field) for field in METRIC_FIELDS}
+    data["denominator_event"] = metric.denominator_event or None
+    return data

@@ -1,0 +1,263 @@
+"""Writes to experiment configuration. The admin and the API both call these."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from experiments.errors import ConflictError, ServiceError
+from experiments.models import (
+    ApiKey,
+    Experiment,
+    ExperimentMetric,
+    ForcedAssignment,
+    Layer,
+    Metric,
+    Status,
+    Variant,
+)
+from experiments.validation import VariantSpec, frozen_variant_errors, variant_set_errors
+
+ALLOWED_MOVES: dict[str, set[str]] = {
+    Status.DRAFT: {Status.RUNNING},
+    Status.RUNNING: {Status.PAUSED, Status.STOPPED},
+    Status.PAUSED: {Status.RUNNING, Status.STOPPED},
+    Status.STOPPED: set(),
+}
+
+ANALYSIS_FIELDS = (
+    "alpha",
+    "method",
+    "sequential_tuning",
+    "planned_looks",
+    "cuped",
+    "correction",
+    "srm_threshold",
+    "schedule_minutes",
+    "auto_pause_on_guardrail",
+)
+PLAIN_FIELDS = (
+    "key",
+    "name",
+    "hypothesis",
+    "owner",
+    "seed",
+    "hash_version",
+    "coverage",
+    "condition",
+    "planned_sample_size",
+)
+
+
+def _move(experiment: Experiment, target: str) -> None:
+    if target not in ALLOWED_MOVES[experiment.status]:
+        raise ConflictError(
+            f"Cannot move experiment '{experiment.key}' from {experiment.status} to {target}.",
+            fields={
+                "status": f"allowed from {experiment.status}: "
+                f"{sorted(ALLOWED_MOVES[experiment.status]) or 'none'}"
+            },
+            code="invalid_status_change",
+        )
+
+
+def _variant_specs(experiment: Experiment) -> list[VariantSpec]:
+    return [VariantSpec(v.key, v.weight, v.is_control) for v in experiment.variants.all()]
+
+
+@transaction.atomic
+def experiment_start(*, experiment: Experiment) -> Experiment:
+    """Start a draft, or resume a paused experiment."""
+    experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    _move(experiment, Status.RUNNING)
+    problems = variant_set_errors(_variant_specs(experiment))
+    if problems:
+        raise ServiceError(" ".join(problems), fields={"variants": problems})
+    experiment.full_clean()
+    experiment.status = Status.RUNNING
+    if experiment.started_at is None:
+        experiment.started_at = timezone.now()
+    experiment.save(update_fields=["status", "started_at", "updated_at"])
+    return experiment
+
+
+@transaction.atomic
+def experiment_pause(*, experiment: Experiment) -> Experiment:
+    experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    _move(experiment, Status.PAUSED)
+    experiment.status = Status.PAUSED
+    experiment.save(update_fields=["status", "updated_at"])
+    return experiment
+
+
+@transaction.atomic
+def experiment_stop(*, experiment: Experiment, shipped_variant: str = "") -> Experiment:
+    experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    _move(experiment, Status.STOPPED)
+    if shipped_variant and not experiment.variants.filter(key=shipped_variant).exists():
+        keys = list(experiment.variants.values_list("key", flat=True))
+        raise ServiceError(
+            f"Unknown variant '{shipped_variant}'; this experiment has {keys}.",
+            fields={"shipped_variant": f"must be one of {keys}"},
+        )
+    experiment.status = Status.STOPPED
+    experiment.shipped_variant = shipped_variant
+    experiment.stopped_at = timezone.now()
+    experiment.save(update_fields=["status", "shipped_variant", "stopped_at", "updated_at"])
+    return experiment
+
+
+def _as_validation_error(exc: ValidationError, prefix: str = "") -> ServiceError:
+    fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+    if prefix:
+        fields = {prefix: fields}
+    first = next(iter(fields.items()))
+    return ServiceError(f"{first[0]}: {first[1]}", fields=fields)
+
+
+@transaction.atomic
+def experiment_save(
+    *, data: Mapping[str, Any], experiment: Experiment | None = None
+) -> Experiment:
+    """Create an experiment, or update one with the fields present in `data` (a PATCH).
+
+    `data` is the API's experiment shape, already type-checked: `variants`, `metrics` and
+    `forced_assignments`, when present, replace the whole set.
+    """
+    creating = experiment is None
+    if experiment is None:
+        experiment = Experiment()
+    else:
+        experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    if not creating and experiment.status == Status.STOPPED:
+        raise ConflictError(f"Experiment '{experiment.key}' is stopped and can no longer change.")
+
+    for field in PLAIN_FIELDS:
+        if field in data:
+            setattr(experiment, field, data[field])
+    for field in ANALYSIS_FIELDS:
+        if field in data.get("analysis", {}):
+            setattr(experiment, field, data["analysis"][field])
+    if "layer" in data:
+        _apply_layer(experiment, data["layer"])
+    try:
+        experiment.full_clean()
+    except ValidationError as exc:
+        raise _as_validation_error(exc) from exc
+    experiment.save()
+
+    if "variants" in data:
+        _replace_variants(experiment, data["variants"])
+    elif creating:
+        raise ServiceError("An experiment needs variants.", fields={"variants": "required"})
+    if "metrics" in data:
+        _replace_metrics(experiment, data["metrics"])
+    if "forced_assignments" in data:
+        _replace_forced(experiment, data["forced_assignments"])
+    return experiment
+
+
+def _apply_layer(experiment: Experiment, layer: Mapping[str, Any] | None) -> None:
+    if layer is None:
+        experiment.layer = None
+        experiment.layer_start, experiment.layer_end = 0.0, 1.0
+        return
+    found = Layer.objects.filter(key=layer["key"]).first()
+    if found is None:
+        raise ServiceError(
+            f"Unknown layer '{layer['key']}'.", fields={"layer": {"key": "unknown layer"}}
+        )
+    experiment.layer = found
+    experiment.layer_start = layer.get("start", 0.0)
+    experiment.layer_end = layer.get("end", 1.0)
+
+
+def _replace_variants(experiment: Experiment, variants: Iterable[Mapping[str, Any]]) -> None:
+    variants = list(variants)
+    proposed = [VariantSpec(v["key"], v["weight"], v.get("is_control", False)) for v in variants]
+    problems = variant_set_errors(proposed)
+    if experiment.status in (Status.RUNNING, Status.PAUSED):
+        problems += frozen_variant_errors(_variant_specs(experiment), proposed)
+    if problems:
+        raise ServiceError(" ".join(problems), fields={"variants": problems})
+    existing = {v.key: v for v in experiment.variants.all()}
+    for position, spec in enumerate(variants):
+        variant = existing.pop(spec["key"], None) or Variant(
+            experiment=experiment, key=spec["key"]
+        )
+        variant.name = spec.get("name", variant.name)
+        variant.weight = spec["weight"]
+        variant.is_control = spec.get("is_control", False)
+        variant.payload = spec.get("payload", variant.payload)
+        variant.position = position
+        try:
+            variant.full_clean(exclude=["experiment"])
+        except ValidationError as exc:
+            raise _as_validation_error(exc, prefix=f"variants.{position}") from exc
+        variant.save()
+    for leftover in existing.values():
+        leftover.delete()
+
+
+def _replace_metrics(experiment: Experiment, metrics: Iterable[Mapping[str, str]]) -> None:
+    metrics = list(metrics)
+    keys = [m["metric"] for m in metrics]
+    found = {m.key: m for m in Metric.objects.filter(key__in=keys)}
+    missing = [k for k in keys if k not in found]
+    if missing:
+        raise ServiceError(
+            f"Unknown metric(s): {', '.join(missing)}.", fields={"metrics": f"unknown: {missing}"}
+        )
+    if len(set(keys)) != len(keys):
+        raise ServiceError("A metric may appear once per experiment.", fields={"metrics": keys})
+    experiment.metrics.all().delete()
+    ExperimentMetric.objects.bulk_create(
+        ExperimentMetric(experiment=experiment, metric=found[m["metric"]], role=m["role"])
+        for m in metrics
+    )
+
+
+def _replace_forced(experiment: Experiment, forced: Mapping[str, str]) -> None:
+    variants = {v.key: v for v in experiment.variants.all()}
+    unknown = {unit: key for unit, key in forced.items() if key not in variants}
+    if unknown:
+        raise ServiceError(
+            f"Forced assignments name unknown variants: {unknown}.",
+            fields={"forced_assignments": {u: "unknown variant" for u in unknown}},
+        )
+    experiment.forced_assignments.all().delete()
+    ForcedAssignment.objects.bulk_create(
+        ForcedAssignment(experiment=experiment, unit_id=unit, variant=variants[key])
+        for unit, key in forced.items()
+    )
+
+
+@transaction.atomic
+def metric_save(*, data: Mapping[str, Any], metric: Metric | None = None) -> Metric:
+    metric = metric or Metric()
+    for field, value in data.items():
+        setattr(metric, field, value)
+    try:
+        metric.full_clean()
+    except ValidationError as exc:
+        raise _as_validation_error(exc) from exc
+    metric.save()
+    return metric
+
+
+def api_key_create(*, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
+    """Create a key and return it with its secret, which is never stored nor shown again."""
+    raw_key = ApiKey.generate()
+    api_key = ApiKey(
+        name=name, scopes=scopes, prefix=raw_key[:10], hashed_key=ApiKey.hash(raw_key)
+    )
+    try:
+        api_key.full_clean()
+    except ValidationError as exc:
+        raise _as_validation_error(exc) from exc
+    api_key.save()
+    return api_key, raw_key

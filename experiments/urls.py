@@ -1,0 +1,18 @@
+from django.urls import path
+
+from experiments import apis
+
+urlpatterns = [
+    path("experiments", apis.ExperimentListApi.as_view(), name="experiment-list"),
+    path("experiments/<str:key>", apis.ExperimentDetailApi.as_view(), name="experiment-detail"),
+    *[
+        path(
+            f"experiments/<str:key>/{action}",
+            apis.ExperimentStatusApi.as_view(move=action),
+            name=f"experiment-{action}",
+        )
+        for action in ("start", "pause", "stop")
+    ],
+    path("metrics", apis.MetricListApi.as_view(), name="metric-list"),
+    path("metrics/<str:key>", apis.MetricDetailApi.as_view(), name="metric-detail"),
+]
