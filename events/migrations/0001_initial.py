@@ -14,6 +14,37 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
+            name='DeadLetter',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('task_name', models.CharField(max_length=200)),
+                ('payload', models.JSONField()),
+                ('error', models.TextField()),
+                ('attempts', models.PositiveIntegerField(default=0)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('replayed_at', models.DateTimeField(blank=True, null=True)),
+            ],
+            options={
+                'ordering': ['-created_at'],
+            },
+        ),
+        migrations.CreateModel(
+            name='Outcome',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('event_id', models.CharField(max_length=64, unique=True)),
+                ('unit_id', models.CharField(max_length=256)),
+                ('name', models.CharField(max_length=200)),
+                ('value', models.FloatField(default=1.0)),
+                ('timestamp', models.DateTimeField()),
+                ('properties', models.JSONField(blank=True, default=dict)),
+                ('received_at', models.DateTimeField(auto_now_add=True)),
+            ],
+            options={
+                'indexes': [models.Index(fields=['name', 'unit_id', 'timestamp'], name='outcome_lookup')],
+            },
+        ),
+        migrations.CreateModel(
             name='Exposure',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
@@ -21,11 +52,30 @@ class Migration(migrations.Migration):
                 ('variant', models.CharField(max_length=100)),
                 ('first_exposed_at', models.DateTimeField()),
                 ('attributes', models.JSONField(blank=True, default=dict)),
+                ('exposure_count', models.PositiveIntegerField(default=1)),
+                ('multiple_variants', models.BooleanField(default=False)),
+                ('mismatched_count', models.PositiveIntegerField(default=0)),
                 ('experiment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='exposures', to='experiments.experiment')),
             ],
             options={
                 'indexes': [models.Index(fields=['experiment', 'variant'], name='exposure_by_variant')],
                 'constraints': [models.UniqueConstraint(fields=('experiment', 'unit_id'), name='exposure_first_unique')],
+            },
+        ),
+        migrations.CreateModel(
+            name='ExposureEvent',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('event_id', models.CharField(max_length=64, unique=True)),
+                ('unit_id', models.CharField(max_length=256)),
+                ('variant', models.CharField(max_length=100)),
+                ('timestamp', models.DateTimeField()),
+                ('attributes', models.JSONField(blank=True, default=dict)),
+                ('received_at', models.DateTimeField(auto_now_add=True)),
+                ('experiment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='experiments.experiment')),
+            ],
+            options={
+                'indexes': [models.Index(fields=['experiment', 'timestamp'], name='exposure_event_by_time')],
             },
         ),
     ]
