@@ -1,4 +1,4 @@
-# ruff: noqa: RUF003 -- formulas are written in mathematical notation (α, −, ρ).
+
 """Variantlab's statistics engine: pure functions over sufficient statistics, no Django.
 
 Start with ``analyze`` (one metric, all variants) and ``obrien_fleming_boundaries``; the

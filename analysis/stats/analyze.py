@@ -1,4 +1,4 @@
-# ruff: noqa: RUF002, RUF003 -- formulas are written in mathematical notation (α, −, ρ).
+
 """One call from sufficient statistics to the contract's comparisons, decisions and SRM check.
 
 ``analyze`` takes the variants of one metric (the first is the control) and:
@@ -309,6 +309,11 @@ def _comparison(
     )
 
 
+def _finite_test(test: IntervalTest) -> bool:
+    numbers = [*test.absolute_ci, test.p_value, test.statistic, *(test.relative_ci or ())]
+    return all(math.isfinite(value) for value in numbers)
+
+
 def analyze(
     metric_type: str,
     method: str,
@@ -361,15 +366,21 @@ def analyze(
             estimate = difference_estimate(control, treatment, control_mean=control_raw.mean)
         test: IntervalTest | None = None
         if isinstance(estimate, EffectEstimate):
-            if method == "fixed":
-                test = welch_test(estimate, alpha)
-            elif method == "sequential":
-                test = sequential_test(estimate, alpha, tuning)
-            else:
-                assert boundaries is not None and look is not None
-                test = group_sequential_test(
-                    estimate, alpha, look, boundaries.information_fractions
-                )
+            try:
+                if method == "fixed":
+                    test = welch_test(estimate, alpha)
+                elif method == "sequential":
+                    test = sequential_test(estimate, alpha, tuning)
+                else:
+                    assert boundaries is not None and look is not None
+                    test = group_sequential_test(
+                        estimate, alpha, look, boundaries.information_fractions
+                    )
+            except (OverflowError, ZeroDivisionError):
+                test = None
+            # Totals near float limits can still overflow; report that instead of inf/NaN.
+            if test is None or not _finite_test(test):
+                estimate, test = Undefined("numerical_overflow"), None
         comparisons.append(_comparison(variants[0], treatment_stats, estimate, test, direction))
 
     return AnalysisResult(

@@ -1,4 +1,4 @@
-# ruff: noqa: RUF002, RUF003 -- formulas are written in mathematical notation (α, −, ρ).
+
 """Treatment minus control, and the fixed-horizon Welch test of it.
 
 Absolute effect Δ = m_T − m_C with variance V = s²_T/n_T + s²_C/n_C (arms are independent).
@@ -58,8 +58,10 @@ def welch_satterthwaite_df(
 ) -> float:
     """Degrees of freedom of Δ/√V when the two arms have different variances."""
     a, b = var_treatment / n_treatment, var_control / n_control
-    denominator = a * a / (n_treatment - 1) + b * b / (n_control - 1)
-    return (a + b) ** 2 / denominator
+    # Written with the shares a/(a + b), b/(a + b): the textbook form squares tiny variances
+    # and underflows to 0/0, this one does not (and is scale-free).
+    share_t, share_c = a / (a + b), b / (a + b)
+    return 1.0 / (share_t * share_t / (n_treatment - 1) + share_c * share_c / (n_control - 1))
 
 
 def difference_estimate(
@@ -84,10 +86,15 @@ def difference_estimate(
     if baseline == 0.0 or abs(baseline) <= 1e-9 * math.sqrt(control.variance):
         return EffectEstimate(delta, variance, df, total, relative_reason="zero_control_mean")
     m_t = baseline + delta
-    relative_variance = v_t / baseline**2 + v_c * m_t**2 / baseline**4
-    if not math.isfinite(relative_variance):
+    try:
+        # (m_T/m_C)² first: the same formula without squaring a tiny m_C twice over.
+        relative_variance = (v_t + v_c * (m_t / baseline) ** 2) / baseline**2
+        relative = delta / baseline
+    except (OverflowError, ZeroDivisionError):
+        relative_variance = math.inf
+    if not math.isfinite(relative_variance) or not math.isfinite(relative):
         return EffectEstimate(delta, variance, df, total, relative_reason="relative_overflow")
-    return EffectEstimate(delta, variance, df, total, delta / baseline, relative_variance)
+    return EffectEstimate(delta, variance, df, total, relative, relative_variance)
 
 
 def welch_test(estimate: EffectEstimate, alpha: float = 0.05) -> IntervalTest:

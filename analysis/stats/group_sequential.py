@@ -1,4 +1,4 @@
-# ruff: noqa: RUF002, RUF003 -- formulas are written in mathematical notation (α, −, ρ).
+
 """Group sequential designs: a few planned looks, each with its own stricter threshold.
 
 At look k with information fraction t_k (share of the planned sample seen so far), the test

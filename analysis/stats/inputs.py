@@ -1,4 +1,4 @@
-# ruff: noqa: RUF002, RUF003 -- formulas are written in mathematical notation (α, −, ρ).
+
 """What the engine takes in: one variant reduced to its sufficient statistics.
 
 A variant is described by running totals over its units, never by rows:

@@ -1,4 +1,4 @@
-# ruff: noqa: RUF002, RUF003 -- formulas are written in mathematical notation (α, −, ρ).
+
 """From running totals to one arm's estimate and per-unit variance.
 
 - mean metric: ȳ = Σy/n, s² = (Σy² − (Σy)²/n)/(n − 1);
@@ -14,6 +14,7 @@ An arm whose estimate is undefined comes back as ``Undefined(reason)`` instead o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from analysis.stats.inputs import VariantStats
@@ -58,11 +59,15 @@ def ratio_delta_variance(
 ) -> float:
     """Per-unit delta-method variance of μ_M/μ_D (divide by n for the ratio of means)."""
     m, d = mean_numerator, mean_denominator
-    variance = (
-        var_numerator / d**2
-        - 2.0 * cov_numerator_denominator * m / d**3
-        + m**2 * var_denominator / d**4
-    )
+    # Factored through r = μ_M/μ_D so no power of a small μ_D above the second appears:
+    # Var = (s²_M − 2r·cov_MD + r²·s²_D) / μ_D². Returns inf when even that overflows.
+    try:
+        r = m / d
+        variance = (
+            var_numerator - 2.0 * r * cov_numerator_denominator + r * r * var_denominator
+        ) / (d * d)
+    except (OverflowError, ZeroDivisionError):
+        return math.inf
     # Mathematically a variance of a linear combination, so ≥ 0; clamp float noise.
     return max(0.0, variance)
 
@@ -100,4 +105,7 @@ def arm_moments(metric_type: str, variant: VariantStats) -> ArmMoments | Undefin
         sample_variance(n, d_sum, d_sq),
         sample_covariance(n, variant.sum, d_sum, cross),
     )
+    if not math.isfinite(variance) or not math.isfinite(variant.sum / d_sum):
+        # A denominator so close to 0 that the ratio's variance overflows a float.
+        return Undefined("ratio_overflow")
     return ArmMoments(units=n, mean=variant.sum / d_sum, variance=variance)

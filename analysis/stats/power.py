@@ -1,4 +1,4 @@
-# ruff: noqa: RUF002, RUF003 -- formulas are written in mathematical notation (α, −, ρ).
+
 """Sample size and duration: how many units to detect a given effect, and how many days.
 
 Fixed horizon, treatment i against the control, allocation shares w_C and w_i of all N units,

@@ -1,4 +1,4 @@
-# ruff: noqa: RUF002, RUF003 -- formulas are written in mathematical notation (α, −, ρ).
+
 """Always-valid inference: results you may look at after every new unit.
 
 A fixed-horizon p-value checked every day will eventually dip below α by chance alone. The

@@ -1,4 +1,4 @@
-# ruff: noqa: RUF002, RUF003 -- formulas are written in mathematical notation (α, −, ρ).
+
 """Sample ratio mismatch: did each variant get the share of units it was meant to?
 
 A broken assignment or a logging bug often shows up first as the wrong split (50.8% / 49.2%

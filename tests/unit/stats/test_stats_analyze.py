@@ -1,3 +1,4 @@
+
 """The top-level ``analyze``: undefined cases, decisions, methods and JSON output."""
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ def test_analyze__zero_control_mean__absolute_defined_relative_null() -> None:
     rng = np.random.default_rng(3)
     control = rng.normal(0, 1, 500)
     control -= control.mean()
-    variants = [variant_from_values("c", control), variant_from_values("t", rng.normal(0.5, 1, 500))]
+    variants = [
+        variant_from_values("c", control),
+        variant_from_values("t", rng.normal(0.5, 1, 500)),
+    ]
     # When / Then
     comparison = analyze("mean", "fixed", variants).comparisons[0]
     assert comparison.absolute_effect is not None and comparison.absolute_ci is not None
@@ -150,7 +154,10 @@ def test_analyze__to_dict__contract_shape() -> None:
 
 def test_analyze__huge_effect__p_value_zero_not_nan() -> None:
     # Given an effect of hundreds of standard errors / When / Then: finite, p in [0, 1]
-    variants = [VariantStats("c", 10_000, 0.0 + 1000.0, 2000.0), VariantStats("t", 10_000, 1e6, 1e8 + 1e4)]
+    variants = [
+        VariantStats("c", 10_000, 0.0 + 1000.0, 2000.0),
+        VariantStats("t", 10_000, 1e6, 1e8 + 1e4),
+    ]
     for method in ("fixed", "sequential"):
         comparison = analyze("mean", method, variants).comparisons[0]
         assert 0.0 <= comparison.p_value <= 1e-12

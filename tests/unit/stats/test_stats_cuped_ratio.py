@@ -1,3 +1,4 @@
+
 """CUPED against OLS with the covariate; ratio metrics against a direct linearisation and a
 bootstrap on the raw units."""
 
@@ -52,7 +53,9 @@ def test_cuped__correlated_covariate__effect_equals_ols_treatment_coefficient(ar
 
 def test_cuped__correlated_covariate__interval_much_narrower_than_unadjusted() -> None:
     # Given the same data analysed with and without CUPED
-    variants = [variant_from_values(f"v{i}", y, x) for i, (y, x) in enumerate(_cuped_experiment(4))]
+    variants = [
+        variant_from_values(f"v{i}", y, x) for i, (y, x) in enumerate(_cuped_experiment(4))
+    ]
     with_cuped = analyze("mean", "fixed", variants).comparisons[0]
     without = analyze("mean", "fixed", variants, cuped=False).comparisons[0]
 
@@ -86,9 +89,7 @@ def test_cuped__covariate_missing_in_one_arm__unadjusted_with_note() -> None:
 def test_cuped__constant_covariate__unadjusted_with_note() -> None:
     # Given a covariate that is 0 for everyone (all new users)
     rng = np.random.default_rng(1)
-    variants = [
-        variant_from_values(k, rng.normal(size=100), np.zeros(100)) for k in ("c", "t")
-    ]
+    variants = [variant_from_values(k, rng.normal(size=100), np.zeros(100)) for k in ("c", "t")]
     # When / Then
     result = analyze("mean", "sequential", variants)
     assert (result.cuped, result.notes) == (False, ["cuped_zero_covariate_variance"])

@@ -1,3 +1,4 @@
+
 """Lan–DeMets O'Brien–Fleming boundaries against published tables and a Brownian simulation."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+
 """Validation of sufficient statistics: impossible totals are refused with field names."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+
 """Sample sizes against statsmodels' power solvers and against simulated experiments."""
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ def test_sample_size__mean_fixed__matches_statsmodels_normal_ind_power(ratio, po
         weights=[1.0, ratio],
     )  # fmt: skip
     # When statsmodels solves the same design for the control arm's size
-    nobs1 = NormalIndPower().solve_power(effect_size=1.5 / 12.0, alpha=0.05, power=power, ratio=ratio)
+    nobs1 = NormalIndPower().solve_power(
+        effect_size=1.5 / 12.0, alpha=0.05, power=power, ratio=ratio
+    )
     # Then the control arm needs ceil(nobs1) units (within the ignored far tail, < 0.1%)
     assert plan.units_per_variant[0] == pytest.approx(nobs1, rel=1e-3, abs=1)
     assert plan.units_per_variant[1] == pytest.approx(ratio * nobs1, rel=1e-3, abs=1)
@@ -54,7 +57,9 @@ def test_sample_size__proportion_fixed__simulated_power_reaches_target() -> None
 
 def test_sample_size__sequential__sequence_excludes_zero_with_target_power() -> None:
     # Given the sequential plan for a mean metric with σ = 1 and Δ = 0.1
-    plan = sample_size("mean", 1.0, 0.1, relative=False, standard_deviation=1.0, method="sequential")
+    plan = sample_size(
+        "mean", 1.0, 0.1, relative=False, standard_deviation=1.0, method="sequential"
+    )
     n = plan.units_per_variant[0]
     # When 20,000 final-look estimates are simulated (Δ̂ ~ N(Δ, 2/n))
     variance = 2.0 / n

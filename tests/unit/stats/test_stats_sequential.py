@@ -1,3 +1,4 @@
+
 """Confidence sequence and mSPRT p-value: the contract's formulas and their duality."""
 
 from __future__ import annotations
@@ -6,7 +7,8 @@ import math
 
 import numpy as np
 import pytest
-from scipy import integrate, stats as scipy_stats
+from scipy import integrate
+from scipy import stats as scipy_stats
 
 from analysis.stats import (
     EffectEstimate,

@@ -1,3 +1,4 @@
+
 """SRM against scipy's chisquare; Holm and BH against statsmodels' multipletests."""
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from statsmodels.stats.multitest import multipletests
 
 from analysis.stats import (
     Comparison,
+    VariantStats,
     adjust_p_values,
     analyze,
     correct_comparisons,
     sample_ratio_mismatch,
-    VariantStats,
 )
 
 
