@@ -1,4 +1,3 @@
-
 """Variantlab's statistics engine: pure functions over sufficient statistics, no Django.
 
 Start with ``analyze`` (one metric, all variants) and ``obrien_fleming_boundaries``; the

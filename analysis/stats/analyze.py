@@ -1,4 +1,3 @@
-
 """One call from sufficient statistics to the contract's comparisons, decisions and SRM check.
 
 ``analyze`` takes the variants of one metric (the first is the control) and:

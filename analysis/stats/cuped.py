@@ -1,4 +1,3 @@
-
 """CUPED: use each unit's pre-exposure value of the metric to remove noise.
 
 Deng, Xu, Kohavi & Walker (2013). X is the metric in a lookback window before exposure, so the

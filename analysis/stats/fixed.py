@@ -1,4 +1,3 @@
-
 """Treatment minus control, and the fixed-horizon Welch test of it.
 
 Absolute effect Δ = m_T − m_C with variance V = s²_T/n_T + s²_C/n_C (arms are independent).

@@ -1,4 +1,3 @@
-
 """Group sequential designs: a few planned looks, each with its own stricter threshold.
 
 At look k with information fraction t_k (share of the planned sample seen so far), the test

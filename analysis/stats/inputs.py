@@ -1,4 +1,3 @@
-
 """What the engine takes in: one variant reduced to its sufficient statistics.
 
 A variant is described by running totals over its units, never by rows:

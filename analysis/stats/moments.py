@@ -1,4 +1,3 @@
-
 """From running totals to one arm's estimate and per-unit variance.
 
 - mean metric: ȳ = Σy/n, s² = (Σy² − (Σy)²/n)/(n − 1);

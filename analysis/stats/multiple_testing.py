@@ -1,4 +1,3 @@
-
 """Multiple testing: many metrics × treatments give many chances of a false win.
 
 Raw p-values p_1 … p_m sorted ascending as p_(1) ≤ … ≤ p_(m):

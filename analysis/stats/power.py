@@ -1,4 +1,3 @@
-
 """Sample size and duration: how many units to detect a given effect, and how many days.
 
 Fixed horizon, treatment i against the control, allocation shares w_C and w_i of all N units,

@@ -1,4 +1,3 @@
-
 """Always-valid inference: results you may look at after every new unit.
 
 A fixed-horizon p-value checked every day will eventually dip below α by chance alone. The

@@ -1,4 +1,3 @@
-
 """Sample ratio mismatch: did each variant get the share of units it was meant to?
 
 A broken assignment or a logging bug often shows up first as the wrong split (50.8% / 49.2%

@@ -1,4 +1,3 @@
-
 """The statistics engine is pure: its tests need no database, Django app or cache.
 
 The project-wide autouse fixtures reset assignment and API-key caches (importing those apps);

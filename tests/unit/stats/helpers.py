@@ -1,4 +1,3 @@
-
 """Raw data in, sufficient statistics out: the same totals the database side builds."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-
 """The top-level ``analyze``: undefined cases, decisions, methods and JSON output."""
 
 from __future__ import annotations

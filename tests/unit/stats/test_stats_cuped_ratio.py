@@ -1,4 +1,3 @@
-
 """CUPED against OLS with the covariate; ratio metrics against a direct linearisation and a
 bootstrap on the raw units."""
 

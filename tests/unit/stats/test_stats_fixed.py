@@ -1,4 +1,3 @@
-
 """Fixed-horizon Welch test against scipy and statsmodels run on the raw data."""
 
 from __future__ import annotations

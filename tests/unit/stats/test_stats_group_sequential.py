@@ -1,4 +1,3 @@
-
 """Lan–DeMets O'Brien–Fleming boundaries against published tables and a Brownian simulation."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-
 """Validation of sufficient statistics: impossible totals are refused with field names."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-
 """Sample sizes against statsmodels' power solvers and against simulated experiments."""
 
 from __future__ import annotations

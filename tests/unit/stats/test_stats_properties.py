@@ -1,4 +1,3 @@
-
 """Properties that must hold for any data: symmetry, scale, shrinking intervals, valid JSON."""
 
 from __future__ import annotations

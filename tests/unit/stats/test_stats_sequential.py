@@ -1,4 +1,3 @@
-
 """Confidence sequence and mSPRT p-value: the contract's formulas and their duality."""
 
 from __future__ import annotations

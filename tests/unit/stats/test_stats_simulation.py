@@ -1,4 +1,3 @@
-
 """Simulated A/A and A/B experiments with peeking: the reason the sequential methods exist.
 
 1,000 experiments per scenario, looked at 20 times (sequential, naive fixed) or 5 times (group

@@ -1,4 +1,3 @@
-
 """SRM against scipy's chisquare; Holm and BH against statsmodels' multipletests."""
 
 from __future__ import annotations
