@@ -283,6 +283,8 @@ def _comparison(
     estimate: EffectEstimate | Undefined,
     test: IntervalTest | None,
     direction: str,
+    adjusted_p_value: float | None,
+    alpha: float,
 ) -> Comparison:
     if isinstance(estimate, Undefined) or test is None:
         reason = estimate.reason if isinstance(estimate, Undefined) else "undefined"
@@ -290,6 +292,8 @@ def _comparison(
             treatment.key, control.key, None, None, None, None, None, None, False,
             "inconclusive", reason, direction,
         )  # fmt: skip
+    # Same rule as correct_comparisons, applied while building (dataclasses.replace is slow).
+    significant = adjusted_p_value is not None and adjusted_p_value <= alpha
     return Comparison(
         variant=treatment.key,
         baseline=control.key,
@@ -298,9 +302,9 @@ def _comparison(
         relative_effect=estimate.relative,
         relative_ci=test.relative_ci,
         p_value=test.p_value,
-        adjusted_p_value=test.p_value,
-        significant=False,
-        decision="inconclusive",
+        adjusted_p_value=adjusted_p_value,
+        significant=significant,
+        decision=decide(significant, estimate.absolute, direction),
         reason=estimate.relative_reason,
         direction=direction,
         statistic=test.statistic,
@@ -353,7 +357,7 @@ def analyze(
     moments = adjusted if adjusted is not None else raw
 
     control_raw, control = raw[0], moments[0]
-    comparisons: list[Comparison] = []
+    tested: list[tuple[VariantStats, EffectEstimate | Undefined, IntervalTest | None]] = []
     for treatment_stats, treatment in zip(variants[1:], moments[1:], strict=True):
         estimate: EffectEstimate | Undefined
         if isinstance(control, Undefined) or isinstance(treatment, Undefined):
@@ -380,7 +384,14 @@ def analyze(
             # Totals near float limits can still overflow; report that instead of inf/NaN.
             if test is None or not _finite_test(test):
                 estimate, test = Undefined("numerical_overflow"), None
-        comparisons.append(_comparison(variants[0], treatment_stats, estimate, test, direction))
+        tested.append((treatment_stats, estimate, test))
+    adjusted_p = adjust_p_values(
+        [None if t is None else t.p_value for _, _, t in tested], correction
+    )
+    comparisons = [
+        _comparison(variants[0], stats, estimate, test, direction, p, alpha)
+        for (stats, estimate, test), p in zip(tested, adjusted_p, strict=True)
+    ]
 
     return AnalysisResult(
         metric_type=metric_type,
@@ -388,7 +399,7 @@ def analyze(
         alpha=alpha,
         cuped=adjusted is not None,
         variants=[_summary(v, m, metric_type) for v, m in zip(variants, raw, strict=True)],
-        comparisons=correct_comparisons(comparisons, correction, alpha),
+        comparisons=comparisons,
         srm=srm,
         correction=correction,
         sequential_tuning=tuning if method == "sequential" else None,
