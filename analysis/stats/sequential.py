@@ -1,11 +1,11 @@
 """Always-valid inference: results you may look at after every new unit.
 
 A fixed-horizon p-value checked every day will eventually dip below α by chance alone. The
-asymptotic confidence sequence of Waudby-Smith, Park, Ramdas et al. (2023, "Time-uniform central
-limit theory and asymptotic confidence sequences") holds at *all* sample sizes at once with
-probability ≥ 1 − α, so peeking is free. Its dual p-value is the normal-mixture mSPRT of Johari,
-Koomen, Pekelis & Walsh ("Always valid inference", 2017/2022): p ≤ α exactly when the sequence
-excludes 0.
+asymptotic confidence sequence of Waudby-Smith, Arbour, Sinha, Kennedy & Ramdas (2023,
+"Time-uniform central limit theory and asymptotic confidence sequences") holds at *all* sample
+sizes at once with probability ≥ 1 − α, so peeking is free. Its dual p-value is the
+normal-mixture mSPRT of Johari, Koomen, Pekelis & Walsh ("Always valid inference", 2017/2022):
+p ≤ α exactly when the sequence excludes 0.
 
 With N = n_C + n_T units in total, V the variance of Δ and tuning N* (the total sample size at
 which the interval is tightest relative to a fixed one):
