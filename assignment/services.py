@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,21 +58,25 @@ def exposures_enqueue(
     """Hand one request's exposures to a worker as one task. False if the broker refused."""
     if not assignments:
         return False
-    from events.tasks import exposures_record_task
+    from events.tasks import events_ingest_task
 
     now = timezone.now().isoformat()
+    # Each /assign call is one exposure event per experiment: one random id for the request,
+    # so a redelivered task is stored once, as with POST /events.
+    request_id = uuid.uuid4().hex
     exposures = [
         {
+            "event_id": f"a-{request_id}-{index}",
             "experiment": key,
             "unit_id": unit_id,
             "variant": variant,
             "timestamp": now,
             "attributes": dict(attributes),
         }
-        for key, variant in assignments.items()
+        for index, (key, variant) in enumerate(assignments.items())
     ]
     try:
-        exposures_record_task.delay(exposures)
+        events_ingest_task.delay({"exposures": exposures, "outcomes": []})
     except BrokerError:
         # The unit still gets its variant; losing its exposure is better than failing the app.
         logger.exception("exposure.enqueue_failed unit=%s", unit_id)

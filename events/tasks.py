@@ -1,9 +1,22 @@
 from celery import shared_task
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
+
+# Database errors that pass (a restart, a failover, a deadlock): retried, never dropped.
+TRANSIENT = (OperationalError, InterfaceError)
 
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=8)
-def exposures_record_task(exposures: list[dict]) -> None:
-    from events.services import exposures_record
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def events_ingest_task(self, batch: dict) -> None:
+    from events.services import dead_letter_record, events_ingest
 
-    exposures_record(exposures=exposures)
+    try:
+        events_ingest(batch=batch)
+    except TRANSIENT as exc:
+        if self.request.is_eager:
+            raise  # in-process: the API answers 503 and the client retries
+        raise self.retry(exc=exc, countdown=min(30, 2 ** min(self.request.retries, 5))) from exc
+    except Exception as exc:
+        # Not transient: retrying cannot help. Keep the batch, with its error, for a replay.
+        dead_letter_record(
+            task_name=self.name, payload=batch, error=exc, attempts=self.request.retries + 1
+        )
