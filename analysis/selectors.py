@@ -1,0 +1,305 @@
+"""Reads for the analysis: per-variant sufficient statistics, computed inside the database.
+
+`metric_variant_stats` reduces an experiment's exposures and outcomes to one `VariantStats` per
+variant with a single SQL query; no exposure or outcome row is ever loaded into Python, so memory
+stays flat however many units an experiment has. The query is four steps (CONTRACT §4):
+
+1. ``units``: the experiment's exposures, minus units seen in more than one variant;
+2. ``per_unit``: one row per unit from a LEFT JOIN to its outcomes (so units without events
+   stay, with 0), holding y (the metric after exposure, within the conversion window if set),
+   x (the same aggregation over ``[first_exposed_at − lookback, first_exposed_at)``, for CUPED)
+   or, for ratio metrics, M (numerator) and D (denominator);
+3. optional winsorization: each per-unit column is capped at the metric's percentile of that
+   column over all analysed units of the experiment (every variant pooled);
+4. per-variant totals n, Σy, Σy², Σx, Σx², Σxy (ratio: ΣD, ΣD², ΣM·D).
+
+Semantics decided here (CONTRACT leaves them open):
+
+- ``mean``: only units with at least one event after exposure count (n = those units); their
+  covariate is the mean pre-period value, and 0 when the unit had no pre-period event.
+- Winsorization uses linear interpolation between closest ranks: PostgreSQL's
+  ``percentile_cont`` and numpy's default ``method="linear"`` (h = (N − 1)·p, value =
+  v[⌊h⌋] + (h − ⌊h⌋)(v[⌊h⌋+1] − v[⌊h⌋])); SQLite, which has no ``percentile_cont``, computes the
+  same with window functions. Only values above the cap change (there is no lower cap). The
+  CUPED covariate is capped at the same percentile of its own values, and a ratio's numerator
+  and denominator each at their own. Conversions (0 or 1) are never capped: a fractional cap
+  would turn them into something that is no longer a proportion.
+- A ratio metric has no CUPED covariate: ``cross_sum`` holds ΣM·D (see `VariantStats`).
+- Exposures whose variant key is not one of the experiment's variants are ignored.
+
+Timestamps: PostgreSQL shifts them with interval arithmetic. SQLite stores Django datetimes as
+UTC text ``YYYY-MM-DD HH:MM:SS[.ffffff]``, which compares correctly as text; a shift is computed on
+the whole seconds and the original fraction appended again, so it is exact to the microsecond
+(SQLite's own date functions round to milliseconds).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import TruncDate
+
+from analysis.stats.inputs import VariantStats
+from events.models import Exposure, Outcome
+from experiments.models import Aggregation, Experiment, Metric
+
+
+@dataclass(frozen=True, slots=True)
+class ExposureDay:
+    """Units first exposed on one UTC day in one variant."""
+
+    date: dt.date
+    variant: str
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExposureDiagnostics:
+    """What the analysis excluded or should warn about (CONTRACT §5 ``diagnostics``)."""
+
+    # Analysed units per variant (multiple-variant units excluded); every variant present.
+    units_by_variant: dict[str, int]
+    multiple_variant_units: int
+    # Exposures whose reported variant differed from the server's assignment, over all units.
+    mismatched_exposures: int
+    # Analysed units by the UTC day of their first exposure, sorted by day then variant.
+    exposures_by_day: list[ExposureDay]
+
+
+def metric_variant_stats(
+    *, experiment: Experiment, metric: Metric, cuped: bool = True
+) -> dict[str, VariantStats]:
+    """Sufficient statistics of `metric` for every variant of `experiment`, keyed by variant.
+
+    CUPED covariate sums are filled when `cuped` is true, the metric's ``cuped_lookback_days``
+    is above 0 and the metric is not a ratio; otherwise they are None. Ratio metrics fill the
+    denominator sums and ``cross_sum`` = ΣM·D. A variant without units has n = 0 and zero sums.
+    """
+    variant_keys = list(
+        experiment.variants.order_by("position", "id").values_list("key", flat=True)
+    )
+    is_ratio = metric.aggregation == Aggregation.RATIO
+    with_covariate = cuped and not is_ratio and metric.cuped_lookback_days > 0
+    sql, params = _metric_sql(
+        experiment_id=experiment.pk,
+        metric=metric,
+        with_covariate=with_covariate,
+        vendor=connection.vendor,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = {row[0]: row[1:] for row in cursor.fetchall()}
+
+    stats: dict[str, VariantStats] = {}
+    for key in variant_keys:
+        n, sy, syy, sx, sxx, sxy, sd, sdd, smd = rows.get(key, (0,) + (0.0,) * 8)
+        stats[key] = VariantStats(
+            key=key,
+            n=int(n),
+            sum=_float(sy),
+            sum_squares=_float(syy),
+            covariate_sum=_float(sx) if with_covariate else None,
+            covariate_sum_squares=_float(sxx) if with_covariate else None,
+            cross_sum=_float(smd if is_ratio else sxy) if (is_ratio or with_covariate) else None,
+            denominator_sum=_float(sd) if is_ratio else None,
+            denominator_sum_squares=_float(sdd) if is_ratio else None,
+        )
+    return stats
+
+
+def exposure_diagnostics(*, experiment: Experiment) -> ExposureDiagnostics:
+    """Unit counts, exclusions and daily exposures of `experiment`, aggregated in the database."""
+    exposures = Exposure.objects.filter(experiment=experiment)
+    analysed = exposures.filter(multiple_variants=False)
+    totals = exposures.aggregate(
+        multiple=Count("id", filter=Q(multiple_variants=True)), mismatched=Sum("mismatched_count")
+    )
+    counts = dict(
+        analysed.values("variant").annotate(units=Count("id")).values_list("variant", "units")
+    )
+    units_by_variant = {
+        key: counts.pop(key, 0)
+        for key in experiment.variants.order_by("position", "id").values_list("key", flat=True)
+    }
+    # Keys the experiment does not define are still shown: they point at a client bug.
+    units_by_variant.update(sorted(counts.items()))
+    by_day = (
+        analysed.annotate(day=TruncDate("first_exposed_at", tzinfo=dt.UTC))
+        .values("day", "variant")
+        .annotate(units=Count("id"))
+        .order_by("day", "variant")
+    )
+    return ExposureDiagnostics(
+        units_by_variant=units_by_variant,
+        multiple_variant_units=totals["multiple"] or 0,
+        mismatched_exposures=totals["mismatched"] or 0,
+        exposures_by_day=[
+            ExposureDay(date=row["day"], variant=row["variant"], units=row["units"])
+            for row in by_day
+        ],
+    )
+
+
+def _float(value: Any) -> float:
+    return float(value) if value is not None else 0.0
+
+
+# --- SQL -------------------------------------------------------------------------------------
+
+
+def _shifted(column: str, hours_param: str, vendor: str) -> str:
+    """SQL for `column` moved by a number of hours given as the named parameter."""
+    if vendor == "postgresql":
+        return f"({column} + make_interval(hours => %({hours_param})s))"
+    # SQLite: shift the whole seconds, then put the original '.ffffff' (or '') back. Taking
+    # the fraction out first avoids SQLite rounding it to milliseconds (possibly up a second).
+    return (
+        f"(datetime(substr({column}, 1, 19), %({hours_param})s || ' hours')"
+        f" || substr({column}, 20))"
+    )
+
+
+def _metric_sql(
+    *, experiment_id: int, metric: Metric, with_covariate: bool, vendor: str
+) -> tuple[str, dict[str, Any]]:
+    qn = connection.ops.quote_name
+    exposure, outcome = Exposure._meta, Outcome._meta
+    e_table, o_table = qn(exposure.db_table), qn(outcome.db_table)
+    col = {f.name: qn(f.column) for f in (*exposure.concrete_fields, *outcome.concrete_fields)}
+
+    aggregation = metric.aggregation
+    is_ratio = aggregation == Aggregation.RATIO
+    params: dict[str, Any] = {
+        "experiment_id": experiment_id,
+        "multiple": False,
+        "event": metric.event,
+        "denominator_event": metric.denominator_event or metric.event,
+        "window_hours": metric.conversion_window_hours,
+        "lookback_hours": -24 * metric.cuped_lookback_days,
+    }
+
+    # The join keeps outcomes in [lower, upper): lower is the exposure, or the start of the
+    # CUPED lookback; upper is the end of the conversion window, if any. Within that, an outcome
+    # counts for y from the exposure on, and for x before it.
+    post, pre = "o.ts >= u.t0", "o.ts < u.t0"
+    lower = _shifted("u.t0", "lookback_hours", vendor) if with_covariate else "u.t0"
+    upper = ""
+    if metric.conversion_window_hours is not None:
+        upper = f" AND o.ts < {_shifted('u.t0', 'window_hours', vendor)}"
+    is_event = "o.name = %(event)s"
+    join_names = "o.name IN (%(event)s, %(denominator_event)s)" if is_ratio else is_event
+
+    def total(condition: str, expr: str) -> str:
+        return f"SUM(CASE WHEN {condition} THEN {expr} ELSE 0 END)"
+
+    # Per-unit columns: y, x (0 when unused) and d (0 unless ratio).
+    if aggregation == Aggregation.CONVERSION:
+        y = f"MAX(CASE WHEN {post} THEN 1 ELSE 0 END)"
+        x = f"MAX(CASE WHEN {pre} THEN 1 ELSE 0 END)"
+    elif aggregation == Aggregation.COUNT:
+        y = f"COUNT(CASE WHEN {post} THEN 1 END)"
+        x = f"COUNT(CASE WHEN {pre} THEN 1 END)"
+    elif aggregation in (Aggregation.SUM, Aggregation.MEAN):
+        y = total(post, "o.value")
+        x = total(pre, "o.value")
+    elif is_ratio:
+        y = total(f"{post} AND {is_event}", "o.value")
+        x = "0"
+    else:
+        raise ValueError(f"unknown aggregation {aggregation!r}")
+    if aggregation == Aggregation.MEAN:
+        # Mean per unit: the unit's sum over its event count. x is 0 without pre-period events.
+        y = f"{y} / NULLIF(COUNT(CASE WHEN {post} THEN 1 END), 0)"
+        x = f"COALESCE({x} / NULLIF(COUNT(CASE WHEN {pre} THEN 1 END), 0), 0)"
+    d = total(f"{post} AND o.name = %(denominator_event)s", "o.value") if is_ratio else "0"
+    if not with_covariate:
+        x = "0"
+
+    # `units` keeps the columns the join and the windows need under short names.
+    units_cte = f"""
+        SELECT e.{col["id"]} AS id, e.{col["unit_id"]} AS unit_id, e.{col["variant"]} AS variant,
+               e.{col["first_exposed_at"]} AS t0
+        FROM {e_table} e
+        WHERE e.{col["experiment"]} = %(experiment_id)s
+          AND e.{col["multiple_variants"]} = %(multiple)s
+    """
+    # Outcomes are read through a subquery that renames their columns, so the expressions above
+    # use o.ts / o.value / o.name whatever the real column names are.
+    outcomes = (
+        f"(SELECT {col['unit_id']} AS unit_id, {col['name']} AS name, {col['value']} AS value,"
+        f" {col['timestamp']} AS ts FROM {o_table})"
+    )
+    per_unit_cte = f"""
+        SELECT u.variant AS variant,
+               CAST({y} AS DOUBLE PRECISION) AS y,
+               CAST({x} AS DOUBLE PRECISION) AS x,
+               CAST({d} AS DOUBLE PRECISION) AS d
+        FROM units u
+        LEFT JOIN {outcomes} o
+          ON {join_names} AND o.unit_id = u.unit_id AND o.ts >= {lower}{upper}
+        GROUP BY u.id, u.variant
+    """
+    # Mean: units without events after exposure have y NULL and are not analysed.
+    analysed = "WHERE y IS NOT NULL" if aggregation == Aggregation.MEAN else ""
+    ctes = [("units", units_cte), ("per_unit", per_unit_cte)]
+    source = "per_unit"
+    percentile = metric.winsorize_percentile
+    if percentile is not None and aggregation != Aggregation.CONVERSION:
+        params["fraction"] = percentile / 100.0
+        capped = {"y": True, "x": with_covariate, "d": is_ratio}
+        for column, on in capped.items():
+            if on:
+                ctes.extend(_cap_ctes(column, analysed, vendor))
+        caps = [c for c, on in capped.items() if on]
+        select = ", ".join(
+            f"CASE WHEN p.{c} > cap_{c}.v THEN cap_{c}.v ELSE p.{c} END AS {c}"
+            if c in caps
+            else f"p.{c} AS {c}"
+            for c in ("y", "x", "d")
+        )
+        joins = " ".join(f"CROSS JOIN cap_{c}" for c in caps)
+        ctes.append(("capped", f"SELECT p.variant, {select} FROM per_unit p {joins}"))
+        source = "capped"
+    with_clause = ",\n".join(f"{name} AS ({body})" for name, body in ctes)
+    sql = f"""
+        WITH {with_clause}
+        SELECT variant, COUNT(*), SUM(y), SUM(y * y), SUM(x), SUM(x * x), SUM(x * y),
+               SUM(d), SUM(d * d), SUM(y * d)
+        FROM {source}
+        {analysed}
+        GROUP BY variant
+    """
+    return sql, params
+
+
+def _cap_ctes(column: str, analysed: str, vendor: str) -> list[tuple[str, str]]:
+    """CTE(s) ending in ``cap_<column>(v)``: the percentile of the column over analysed units."""
+    if vendor == "postgresql":
+        body = (
+            f"SELECT percentile_cont(%(fraction)s) WITHIN GROUP (ORDER BY {column}) AS v"
+            f" FROM per_unit {analysed}"
+        )
+        return [(f"cap_{column}", body)]
+    # Elsewhere: rank the values (r = 0 .. N-1), h = (N - 1)·p, interpolate between the values
+    # at ⌊h⌋ and ⌈h⌉. ⌊h⌋ is found as the largest rank not above h, avoiding FLOOR (optional in
+    # SQLite builds) and float-to-integer casts (which round on some databases).
+    ranked = (
+        f"SELECT {column} AS v, ROW_NUMBER() OVER (ORDER BY {column}) - 1 AS r,"
+        f" (COUNT(*) OVER () - 1) * %(fraction)s AS h FROM per_unit {analysed}"
+    )
+    bounds = (
+        "SELECT MAX(CASE WHEN r <= h THEN v END) AS lo_v,"
+        " MAX(CASE WHEN r <= h THEN r END) AS lo_r,"
+        " MIN(CASE WHEN r >= h THEN v END) AS hi_v, MAX(h) AS h"
+        f" FROM rank_{column}"
+    )
+    cap = f"SELECT lo_v + (h - lo_r) * (hi_v - lo_v) AS v FROM bounds_{column}"
+    return [
+        (f"rank_{column}", ranked),
+        (f"bounds_{column}", bounds),
+        (f"cap_{column}", cap),
+    ]
