@@ -102,6 +102,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # so a short timeout only risks a harmless replay of a slow task.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=300),
+    # Look for such orphaned tasks every N seconds (one cheap sorted-set read each time).
+    "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+    "unacked_restore_throttle": 1,
     "socket_timeout": 2,
     "socket_connect_timeout": 2,
 }

@@ -52,16 +52,18 @@ def wait_until(check: Callable[[], bool], timeout: float = 30.0, interval: float
 class CeleryWorker:
     """One `celery worker` process; kill() is a kill -9 of the whole process group."""
 
-    def __init__(self, name: str, concurrency: int = 2) -> None:
+    def __init__(
+        self, name: str, concurrency: int = 2, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.concurrency = concurrency
+        self.extra_env = extra_env or {}
         self.process: subprocess.Popen | None = None
         ARTIFACTS.mkdir(exist_ok=True)
         self.log_path = ARTIFACTS / f"worker-{name}.log"
 
     def start(self) -> CeleryWorker:
-        from config.celery import app
-
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.process = subprocess.Popen(
             [
@@ -78,12 +80,13 @@ class CeleryWorker:
                 "--loglevel=INFO",
             ],
             cwd=ROOT,
-            env=process_env(),
+            env=process_env() | self.extra_env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        ok = wait_until(lambda: bool(app.control.ping(timeout=0.5)), timeout=60)
+        # The worker logs "celery@host ready." once it consumes from the broker.
+        ok = wait_until(lambda: b" ready." in self.log_path.read_bytes()[offset:], timeout=60)
         if not ok:
             self.stop()
             raise RuntimeError(f"celery worker did not answer; see {self.log_path}")
@@ -179,6 +182,79 @@ def celery_worker(broker_purged) -> Iterator[CeleryWorker]:
     worker = CeleryWorker("w1").start()
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def workers(broker_purged) -> Iterator[Callable[..., CeleryWorker]]:
+    """Start workers by hand (kill -9 them, restart them); all are stopped at the end."""
+    started: list[CeleryWorker] = []
+
+    def start(name: str, **kwargs: object) -> CeleryWorker:
+        worker = CeleryWorker(name, **kwargs)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+class RedisServer:
+    """A Redis of the test's own, persisting to disk, so the test can stop and restart it."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.directory),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        client = redis.Redis(port=self.port, socket_timeout=1)
+        if not wait_until(lambda: _pings(client), timeout=15):
+            raise RuntimeError("redis-server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: Redis flushes its append-only file and exits
+            self.process.wait(15)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
