@@ -1,0 +1,430 @@
+"""Benchmark of POST /api/v1/assign against a bare Django JSON view (issue 2).
+
+    .venv/bin/python benchmarks/assign.py [--duration 15] [--rounds 3] [--workers 2] ...
+
+What it does, all against 127.0.0.1:
+1. recreates its own PostgreSQL database (`variantlab_bench_assign`), migrates it with
+   manage.py, creates 10 running experiments (plain, three-armed, partial coverage, targeted,
+   layered) and an `assign` API key with `manage.py create_api_key`;
+2. empties its Redis database (14), which is both the Celery broker and the config stamp;
+3. starts two gunicorn servers with the same worker class and count: `config.wsgi` (the product)
+   and `benchmarks.bare_wsgi` (the same Django stack plus `/bench/bare`, a plain JsonResponse);
+4. drives each with wrk (32 connections, `benchmarks/assign.lua`: a new unit id per request,
+   exposure logging on), warms both up, then runs alternating rounds and reports the medians;
+5. counts the exposure tasks that reached the broker, then empties Redis db 14 again.
+
+No Celery worker runs: the exposure tasks only queue up in Redis, which is what the web process
+pays for (publishing through Celery/kombu); their processing is measured elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = ROOT / ".venv" / "bin" / "python"
+GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
+LUA = ROOT / "benchmarks" / "assign.lua"
+HOST = "127.0.0.1"
+ASSIGN_PATH = "/api/v1/assign"
+BARE_PATH = "/bench/bare"
+
+TARGET_RATIO = 0.60
+TARGET_P99_MS = 25.0
+
+# Ten running experiments exercising every step of the engine that a unit can reach.
+SETUP_CODE = """
+from experiments import services
+from experiments.models import Layer
+
+two = [
+    {"key": "control", "weight": 0.5, "is_control": True, "payload": {"model": "v1"}},
+    {"key": "treatment", "weight": 0.5, "payload": {"model": "v2", "boost": 1.5}},
+]
+three = [
+    {"key": "control", "weight": 0.34, "is_control": True, "payload": {"color": "blue"}},
+    {"key": "green", "weight": 0.33, "payload": {"color": "green"}},
+    {"key": "red", "weight": 0.33, "payload": {"color": "red"}},
+]
+Layer.objects.create(key="bench-layer", name="Benchmark layer")
+specs = [
+    {"key": "exp-0"}, {"key": "exp-1"}, {"key": "exp-2"}, {"key": "exp-3"},
+    {"key": "exp-4", "variants": three},
+    {"key": "exp-5", "coverage": 0.5},
+    {"key": "exp-6", "condition": {"country": {"$in": ["US", "GB"]}}},
+    {"key": "exp-7", "condition": {"plan": {"$ne": "free"}}},
+    {"key": "exp-8", "layer": {"key": "bench-layer", "start": 0.0, "end": 0.5}},
+    {"key": "exp-9", "layer": {"key": "bench-layer", "start": 0.5, "end": 1.0}},
+]
+for spec in specs:
+    data = {"name": "Benchmark " + spec["key"], "variants": two, **spec}
+    services.experiment_start(experiment=services.experiment_save(data=data))
+print("created", len(specs))
+"""
+
+
+@dataclass
+class Server:
+    name: str
+    app: str
+    port: int
+    path: str
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}{self.path}"
+
+
+@dataclass
+class Run:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    cpu_us: float  # server CPU (gunicorn master + workers, user + system) per request
+
+
+def main() -> int:
+    args = parse_args()
+    if shutil.which(args.wrk) is None:
+        sys.exit(f"wrk not found ({args.wrk}); on Debian: apt-get install -y wrk")
+    pg_admin = f"postgres://{args.pg_user}@{HOST}:{args.pg_port}/postgres"
+    database_url = f"postgres://{args.pg_user}@{HOST}:{args.pg_port}/{args.db_name}"
+    redis_url = f"redis://{HOST}:{args.redis_port}/{args.redis_db}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_"))},
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_DEBUG": "false",
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": redis_url,
+        "REDIS_URL": redis_url,
+        "LOG_LEVEL": "WARNING",
+    }
+
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(f"warning: load average {load:.1f} before the run; figures will be noisy")
+    print(f"== setup: database {args.db_name}, Redis {redis_url} ==", flush=True)
+    recreate_database(pg_admin, args.db_name)
+    redis_flush(redis_url)
+    manage(env, "migrate", "--noinput", quiet=True)
+    manage(env, "shell", "-c", SETUP_CODE)
+    api_key = manage(env, "create_api_key", "--name", "bench-assign", "--scopes", "assign")
+    api_key = api_key.strip().splitlines()[-1]
+
+    gunicorn_opts = ["--workers", str(args.workers), "--worker-class", args.worker_class]
+    if args.worker_class == "gthread":
+        gunicorn_opts += ["--threads", str(args.threads)]
+    servers = [
+        Server("assign", "config.wsgi:application", args.port, ASSIGN_PATH),
+        Server("bare", "benchmarks.bare_wsgi:application", args.port + 1, BARE_PATH),
+    ]
+    results: dict[str, list[Run]] = {s.name: [] for s in servers}
+    try:
+        for server in servers:
+            server.process = start_gunicorn(server, gunicorn_opts, env)
+        for server in servers:
+            wait_ready(server, api_key)
+        check_assign(servers[0], api_key, args.experiments)
+
+        print(describe(args), flush=True)
+        for server in servers:
+            run = wrk(args, server, api_key, args.warmup)
+            print(f"warm-up {server.name:6s} {fmt(run)}", flush=True)
+        for round_no in range(args.rounds):
+            order = servers if round_no % 2 == 0 else servers[::-1]
+            for server in order:
+                run = wrk(args, server, api_key, args.duration)
+                results[server.name].append(run)
+                print(f"round {round_no + 1} {server.name:6s} {fmt(run)}", flush=True)
+        queued = redis_queue_length(redis_url, "celery")
+    finally:
+        for server in servers:
+            stop(server.process)
+        redis_flush(redis_url)
+        if not args.keep_db:
+            drop_database(pg_admin, args.db_name)
+
+    return report(args, results, queued)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=15, help="seconds per measured run")
+    parser.add_argument("--warmup", type=int, default=5, help="seconds of warm-up per server")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (both servers)")
+    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
+    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--port", type=int, default=8731, help="assign server; bare uses +1")
+    parser.add_argument("--experiments", type=int, default=10, help="expected running ones")
+    parser.add_argument("--db-name", default="variantlab_bench_assign")
+    parser.add_argument("--pg-user", default="postgres")
+    parser.add_argument("--pg-port", type=int, default=5432)
+    parser.add_argument("--redis-port", type=int, default=6379)
+    parser.add_argument("--redis-db", type=int, default=14)
+    parser.add_argument("--wrk", default="wrk")
+    parser.add_argument("--keep-db", action="store_true", help="do not drop the database after")
+    return parser.parse_args()
+
+
+# --- Services -----------------------------------------------------------------------------------
+
+
+def recreate_database(admin_url: str, name: str) -> None:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        sys.exit(f"refusing database name {name!r}")
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def redis_flush(url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
+def redis_queue_length(url: str, queue: str) -> int:
+    import redis
+
+    return int(redis.Redis.from_url(url).llen(queue))
+
+
+def manage(env: dict[str, str], *argv: str, quiet: bool = False) -> str:
+    done = subprocess.run(
+        [str(PYTHON), "manage.py", *argv],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        sys.exit(f"manage.py {argv[0]} failed:\n{done.stdout}\n{done.stderr}")
+    if not quiet and argv[0] != "create_api_key":
+        print(done.stdout.strip(), flush=True)
+    return done.stdout
+
+
+def start_gunicorn(server: Server, opts: list[str], env: dict[str, str]) -> subprocess.Popen:
+    cmd = [
+        str(GUNICORN),
+        server.app,
+        "--bind",
+        f"{HOST}:{server.port}",
+        *opts,
+        "--no-control-socket",
+        "--log-level",
+        "warning",
+        "--chdir",
+        str(ROOT),
+    ]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env)
+
+
+def stop(process: subprocess.Popen | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def post(url: str, api_key: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, {}
+
+
+def wait_ready(server: Server, api_key: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.process is not None and server.process.poll() is not None:
+            sys.exit(f"gunicorn for {server.name} exited with {server.process.returncode}")
+        try:
+            status, _ = post(server.url, api_key, {"unit_id": "ready", "log_exposure": False})
+            if status == 200:
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.3)
+    sys.exit(f"{server.name} did not answer on {server.url}")
+
+
+def check_assign(server: Server, api_key: str, expected: int) -> None:
+    status, body = post(server.url, api_key, {"unit_id": "check-1", "attributes": {}})
+    assignments = body.get("assignments", {})
+    if status != 200 or len(assignments) != expected or body.get("unknown"):
+        sys.exit(f"/assign answered {status} with {len(assignments)} assignments: {body}")
+
+
+# --- wrk ----------------------------------------------------------------------------------------
+
+
+def wrk(args: argparse.Namespace, server: Server, api_key: str, seconds: int) -> Run:
+    cmd = [
+        args.wrk,
+        "-t",
+        str(args.wrk_threads),
+        "-c",
+        str(args.connections),
+        "-d",
+        f"{seconds}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(LUA),
+        server.url,
+        "--",
+        api_key,
+    ]
+    cpu_before = process_tree_cpu(server.process)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    cpu_seconds = process_tree_cpu(server.process) - cpu_before
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
+    if done.returncode != 0 or line is None:
+        sys.exit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    data = json.loads(line.removeprefix("WRK_JSON "))
+    errors = sum(data[k] for k in ("connect", "read", "write", "status", "timeout"))
+    return Run(
+        rps=data["requests"] / (data["duration_us"] / 1e6),
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        requests=data["requests"],
+        errors=errors,
+        cpu_us=cpu_seconds / max(data["requests"], 1) * 1e6,
+    )
+
+
+def process_tree_cpu(process: subprocess.Popen | None) -> float:
+    """CPU seconds (user + system) used so far by a gunicorn master and its workers."""
+    if process is None:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [process.pid]
+    try:
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text()
+        pids += [int(pid) for pid in children.split()]
+    except OSError:
+        return 0.0
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+# --- Output -------------------------------------------------------------------------------------
+
+
+def fmt(run: Run) -> str:
+    return (
+        f"{run.rps:8.0f} req/s  p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms  "
+        f"server CPU {run.cpu_us:5.0f} us/req  ({run.requests} requests, {run.errors} errors, "
+        f"load {os.getloadavg()[0]:.1f})"
+    )
+
+
+def describe(args: argparse.Namespace) -> str:
+    workers = f"{args.workers} x {args.worker_class}"
+    if args.worker_class == "gthread":
+        workers += f" ({args.threads} threads each)"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    wrk_version = subprocess.run([args.wrk, "-v"], capture_output=True, text=True).stdout
+    return "\n".join(
+        [
+            f"== machine: {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
+            f"{wrk_version.split(' [')[0].strip() or 'wrk'} on the same machine ==",
+            f"gunicorn: {workers} workers for both servers; wrk: {args.wrk_threads} threads, "
+            f"{args.connections} connections; warm-up {args.warmup} s, then {args.rounds} "
+            f"alternating rounds of {args.duration} s",
+            f"/assign: {args.experiments} running experiments, log_exposure true, new unit id "
+            "per request; bare: Django JsonResponse at /bench/bare (same middleware)",
+            "Exposure tasks go through Celery/kombu to Redis db "
+            f"{args.redis_db}; no Celery worker runs, so they just queue up",
+        ]
+    )
+
+
+def report(args: argparse.Namespace, results: dict[str, list[Run]], queued: int) -> int:
+    def med(name: str, attr: str) -> float:
+        return statistics.median(getattr(r, attr) for r in results[name])
+
+    a_rps, b_rps = med("assign", "rps"), med("bare", "rps")
+    a_p50, b_p50 = med("assign", "p50_ms"), med("bare", "p50_ms")
+    a_p99, b_p99 = med("assign", "p99_ms"), med("bare", "p99_ms")
+    a_cpu, b_cpu = med("assign", "cpu_us"), med("bare", "cpu_us")
+    errors = sum(r.errors for runs in results.values() for r in runs)
+    ratio = a_rps / b_rps
+    assign_requests = sum(r.requests for r in results["assign"])
+    print()
+    print(f"== medians of {args.rounds} rounds ==")
+    print(f"{'':8s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'CPU us/req':>11s}")
+    print(f"{'assign':8s} {a_rps:8.0f} {a_p50:8.2f} {a_p99:8.2f} {a_cpu:11.0f}")
+    print(f"{'bare':8s} {b_rps:8.0f} {b_p50:8.2f} {b_p99:8.2f} {b_cpu:11.0f}")
+    print(f"ratio assign/bare throughput: {ratio:.2f} (target >= {TARGET_RATIO:.2f})")
+    print(f"assign p99: {a_p99:.2f} ms (target < {TARGET_P99_MS:.0f} ms)")
+    print(
+        f"exposure tasks queued in Redis (no worker): {queued} "
+        f"(measured rounds sent {assign_requests} /assign requests, plus warm-up)"
+    )
+    print(f"socket/HTTP errors: {errors}")
+    print(
+        "CPU us/req: gunicorn master + workers, user + system, per request (wrk, Redis and any "
+        "other load on the machine excluded)"
+    )
+    met = ratio >= TARGET_RATIO and a_p99 < TARGET_P99_MS and errors == 0
+    print(f"verdict: target {'MET' if met else 'MISSED'}")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
