@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -52,9 +54,13 @@ class AssignApi(APIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        incoming = self.InputSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        data = incoming.validated_data
+        data = _assign_input_fast(request.data)
+        if data is None:
+            # Anything unusual (coercions, errors) goes through the serializer, so answers and
+            # error messages stay exactly the serializer's.
+            incoming = self.InputSerializer(data=request.data)
+            incoming.is_valid(raise_exception=True)
+            data = incoming.validated_data
         result = unit_assign(
             unit_id=data["unit_id"],
             attributes=data["attributes"],
@@ -76,6 +82,57 @@ class AssignApi(APIView):
                 "unknown": result.unknown,
             }
         )
+
+
+def _plain_text(value: Any, max_length: int, trimmed: bool = False) -> bool:
+    """What the serializer's CharField would accept unchanged (no NUL, no lone surrogate;
+    with `trimmed`, no surrounding whitespace, which that field would strip)."""
+    if type(value) is not str or not 0 < len(value) <= max_length or "\x00" in value:
+        return False
+    if trimmed and value.strip() != value:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")  # refuses lone surrogates, which the serializer rejects too
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _assign_input_fast(data: Any) -> dict[str, Any] | None:
+    """The serializer's validated data for the usual well-formed body, without the serializer.
+
+    Returns None for anything else (missing or non-string unit id, values the serializer would
+    coerce such as "true" or 42, any error), and the caller falls back to the serializer.
+    """
+    if type(data) is not dict:
+        return None
+    unit_id = data.get("unit_id")
+    if not _plain_text(unit_id, 256):
+        return None
+    attributes = data.get("attributes", _MISSING)
+    if attributes is _MISSING:
+        attributes = {}
+    elif type(attributes) is not dict:
+        return None
+    log_exposure = data.get("log_exposure", True)
+    if type(log_exposure) is not bool:
+        return None
+    validated = {"unit_id": unit_id, "attributes": attributes, "log_exposure": log_exposure}
+    if "experiments" in data:
+        experiments = data["experiments"]
+        if experiments is not None:
+            if type(experiments) is not list or not all(
+                _plain_text(key, 100, trimmed=True) for key in experiments
+            ):
+                return None
+            experiments = list(experiments)
+        validated["experiments"] = experiments
+    return validated
+
+
+_MISSING = object()
 
 
 class ConfigApi(APIView):
