@@ -245,30 +245,59 @@ def _metric_sql(
     """
     # Mean: units without events after exposure have y NULL and are not analysed.
     analysed = "WHERE y IS NOT NULL" if aggregation == Aggregation.MEAN else ""
-    ctes = [("units", units_cte), ("per_unit", per_unit_cte)]
-    source = "per_unit"
+    totals = (
+        "SUM(y) AS sy, SUM(y * y) AS syy, SUM(x) AS sx, SUM(x * x) AS sxx, SUM(x * y) AS sxy,"
+        " SUM(d) AS sd, SUM(d * d) AS sdd, SUM(y * d) AS syd"
+    )
     percentile = metric.winsorize_percentile
-    if percentile is not None and aggregation != Aggregation.CONVERSION:
-        params["fraction"] = percentile / 100.0
-        capped = {"y": True, "x": with_covariate, "d": is_ratio}
-        for column, on in capped.items():
-            if on:
-                ctes.extend(_cap_ctes(column, analysed, vendor))
-        caps = [c for c, on in capped.items() if on]
-        select = ", ".join(
-            f"CASE WHEN p.{c} > cap_{c}.v THEN cap_{c}.v ELSE p.{c} END AS {c}"
-            if c in caps
-            else f"p.{c} AS {c}"
-            for c in ("y", "x", "d")
+    if percentile is None or aggregation == Aggregation.CONVERSION:
+        # Without a cap no unit needs the others' values, so units without events (which only
+        # add to n) skip the per-unit step: it aggregates an inner join, which PostgreSQL runs
+        # in parallel (15 has no parallel outer hash join), and n comes from the exposures.
+        # The exposures subquery is written out twice: a CTE used twice is materialized by
+        # PostgreSQL, and a CTE scan cannot feed a parallel join.
+        hits = per_unit_cte.replace("LEFT JOIN", "JOIN").replace(
+            "FROM units u", f"FROM ({units_cte}) u"
         )
-        joins = " ".join(f"CROSS JOIN cap_{c}" for c in caps)
-        ctes.append(("capped", f"SELECT p.variant, {select} FROM per_unit p {joins}"))
-        source = "capped"
+        units_n = (
+            ""
+            if aggregation == Aggregation.MEAN
+            else "UNION ALL SELECT variant, COUNT(*), 0, 0, 0, 0, 0, 0, 0, 0"
+            f" FROM ({units_cte}) u GROUP BY variant"
+        )
+        hits_n = "COUNT(*)" if aggregation == Aggregation.MEAN else "0"
+        sql = f"""
+            WITH hits AS ({hits})
+            SELECT variant, SUM(n), SUM(sy), SUM(syy), SUM(sx), SUM(sxx), SUM(sxy), SUM(sd),
+                   SUM(sdd), SUM(syd)
+            FROM (
+                SELECT variant, {hits_n} AS n, {totals} FROM hits {analysed} GROUP BY variant
+                {units_n}
+            ) AS t
+            GROUP BY variant
+        """
+        return sql, params
+    # With a cap, every unit's value (0 included) enters the percentile: one outer join.
+    ctes = [("units", units_cte), ("per_unit", per_unit_cte)]
+    params["fraction"] = percentile / 100.0
+    capped = {"y": True, "x": with_covariate, "d": is_ratio}
+    for column, on in capped.items():
+        if on:
+            ctes.extend(_cap_ctes(column, analysed, vendor))
+    caps = [c for c, on in capped.items() if on]
+    select = ", ".join(
+        f"CASE WHEN p.{c} > cap_{c}.v THEN cap_{c}.v ELSE p.{c} END AS {c}"
+        if c in caps
+        else f"p.{c} AS {c}"
+        for c in ("y", "x", "d")
+    )
+    joins = " ".join(f"CROSS JOIN cap_{c}" for c in caps)
+    ctes.append(("capped", f"SELECT p.variant, {select} FROM per_unit p {joins}"))
+    source = "capped"
     with_clause = ",\n".join(f"{name} AS ({body})" for name, body in ctes)
     sql = f"""
         WITH {with_clause}
-        SELECT variant, COUNT(*), SUM(y), SUM(y * y), SUM(x), SUM(x * x), SUM(x * y),
-               SUM(d), SUM(d * d), SUM(y * d)
+        SELECT variant, COUNT(*), {totals}
         FROM {source}
         {analysed}
         GROUP BY variant

@@ -1,0 +1,262 @@
+"""Benchmark: SQL sufficient statistics (`analysis.selectors.metric_variant_stats`) on PostgreSQL.
+
+Creates its own database (dropped and recreated), runs the migrations there, loads exposures and
+outcomes with COPY, ANALYZEs, then times the selector for a conversion metric and for a sum
+metric with CUPED against a hand-written minimal GROUP BY over the same rows (exposures joined
+to the metric's outcomes at or after exposure, grouped by variant: count, Σ, Σ²), several times
+each, in the same run. It prints the medians, their ratio and the process's peak RSS before and
+after the timed calls (the load runs in a child process so it does not inflate the figure).
+
+    .venv/bin/python benchmarks/aggregate.py                      # 1M units, 10M outcomes
+    .venv/bin/python benchmarks/aggregate.py --units 20000 --outcomes 200000  # smoke run
+    .venv/bin/python benchmarks/aggregate.py --reuse              # time the existing load
+
+Not run in CI. Needs PostgreSQL (``--server``, default postgres@127.0.0.1:5432).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENT, DENOMINATOR, OTHER = "purchase", "session", "click"
+NAME_SHARES = {EVENT: 0.5, DENOMINATOR: 0.3, OTHER: 0.2}
+DAY_US = 86_400 * 1_000_000
+CHUNK = 1_000_000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--units", type=int, default=1_000_000, help="exposed units")
+    parser.add_argument("--outcomes", type=int, default=10_000_000, help="outcome rows")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs of each query")
+    parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--database", default="variantlab_bench")
+    parser.add_argument("--reuse", action="store_true", help="skip the load; time what is there")
+    parser.add_argument("--load-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    os.environ["DATABASE_URL"] = f"{args.server}/{args.database}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    sys.path.insert(0, str(ROOT))
+    if args.load_only:
+        load(args)
+        return
+    if not args.reuse:
+        # A child process loads, so this process's peak RSS reflects only the timed queries.
+        subprocess.run([sys.executable, __file__, *sys.argv[1:], "--load-only"], check=True)
+    measure(args)
+
+
+def load(args: argparse.Namespace) -> None:
+    import psycopg
+
+    started = time.perf_counter()
+    with psycopg.connect(f"{args.server}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{args.database}"')
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0)
+    experiment, _ = setup_experiment()
+    print(f"migrated in {time.perf_counter() - started:.1f}s", flush=True)
+
+    import numpy as np
+
+    rng = np.random.default_rng(args.seed)
+    start = np.datetime64("2024-03-01T00:00:00", "us")
+    t0 = start + rng.integers(0, 10 * DAY_US, size=args.units).astype("timedelta64[us]")
+    variants = np.where(rng.random(args.units) < 0.5, "control", "treatment")
+    unit_ids = np.char.add("u", np.arange(args.units).astype(str))
+
+    with connection.cursor() as cursor:
+        raw = cursor.connection  # the psycopg connection under Django's wrapper
+        index_sql = drop_indexes(cursor, "events_outcome")
+        started = time.perf_counter()
+        copy_exposures(raw, experiment.pk, unit_ids, variants, t0)
+        copy_outcomes(raw, rng, args.outcomes, unit_ids, t0)
+        print(f"copied in {time.perf_counter() - started:.1f}s", flush=True)
+        started = time.perf_counter()
+        for statement in index_sql:
+            cursor.execute(statement)
+        cursor.execute("ANALYZE")
+        print(f"indexed and analysed in {time.perf_counter() - started:.1f}s", flush=True)
+
+
+def setup_experiment():
+    from experiments.models import Metric
+    from experiments.services import experiment_save, experiment_start
+
+    arms = [
+        {"key": "control", "weight": 0.5, "is_control": True},
+        {"key": "treatment", "weight": 0.5},
+    ]
+    experiment = experiment_save(data={"key": "bench", "name": "Bench", "variants": arms})
+    experiment = experiment_start(experiment=experiment)
+    metrics = {
+        "conversion": Metric.objects.create(
+            key="bench-conversion", event=EVENT, aggregation="conversion", cuped_lookback_days=0
+        ),
+        "sum_cuped": Metric.objects.create(
+            key="bench-sum", event=EVENT, aggregation="sum", cuped_lookback_days=14
+        ),
+    }
+    return experiment, metrics
+
+
+def drop_indexes(cursor, table: str) -> list[str]:
+    """Drop the table's secondary indexes (rebuilt after the load, as pg_restore does)."""
+    cursor.execute(
+        "SELECT i.indexname, i.indexdef FROM pg_indexes i"
+        " LEFT JOIN pg_constraint c ON c.conname = i.indexname"
+        " WHERE i.tablename = %s AND c.conname IS NULL",
+        [table],
+    )
+    rows = cursor.fetchall()
+    for name, _ in rows:
+        cursor.execute(f'DROP INDEX "{name}"')
+    return [definition for _, definition in rows]
+
+
+def copy_exposures(raw, experiment_id, unit_ids, variants, t0) -> None:
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "experiment_id": experiment_id,
+            "unit_id": unit_ids,
+            "variant": variants,
+            "first_exposed_at": np.datetime_as_string(t0, unit="us"),
+            "attributes": "{}",
+            "exposure_count": 1,
+            "multiple_variants": "f",
+            "mismatched_count": 0,
+        }
+    )
+    copy_frame(raw, "events_exposure", frame)
+
+
+def copy_outcomes(raw, rng, total: int, unit_ids, t0) -> None:
+    import numpy as np
+    import pandas as pd
+
+    names = np.array(list(NAME_SHARES))
+    shares = np.array(list(NAME_SHARES.values()))
+    received = "2024-04-01 00:00:00"
+    for first in range(0, total, CHUNK):
+        size = min(CHUNK, total - first)
+        unit = rng.integers(0, len(unit_ids), size=size)
+        # Events from 14 days before exposure to 20 days after: ~60% count after exposure.
+        offset = rng.integers(-14 * DAY_US, 20 * DAY_US, size=size).astype("timedelta64[us]")
+        frame = pd.DataFrame(
+            {
+                "event_id": np.char.add("o", np.arange(first, first + size).astype(str)),
+                "unit_id": unit_ids[unit],
+                "name": names[rng.choice(len(names), size=size, p=shares)],
+                "value": np.round(rng.lognormal(2.0, 1.0, size=size), 2),
+                "timestamp": np.datetime_as_string(t0[unit] + offset, unit="us"),
+                "properties": "{}",
+                "received_at": received,
+            }
+        )
+        copy_frame(raw, "events_outcome", frame)
+        print(f"  outcomes {first + size:,}/{total:,}", flush=True)
+
+
+def copy_frame(raw, table: str, frame) -> None:
+    buffer = io.StringIO()
+    # Timestamps are written without an offset: the session below reads them as UTC.
+    frame.to_csv(buffer, sep="\t", header=False, index=False)
+    columns = ", ".join(frame.columns)
+    with raw.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'UTC'")
+        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            copy.write(buffer.getvalue())
+    raw.commit()
+
+
+# Exposures joined to the metric's outcomes at or after exposure, grouped by variant: the least
+# any correct query must do. It computes no per-unit values, so it is a lower bound.
+BASELINE = """
+    SELECT e.variant, COUNT(*), SUM(o.value), SUM(o.value * o.value)
+    FROM events_exposure e
+    JOIN events_outcome o
+      ON o.unit_id = e.unit_id AND o.name = %s AND o.timestamp >= e.first_exposed_at
+    WHERE e.experiment_id = %s AND NOT e.multiple_variants
+    GROUP BY e.variant
+"""
+
+
+def measure(args: argparse.Namespace) -> None:
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    from analysis.selectors import metric_variant_stats
+    from experiments.models import Experiment, Metric
+
+    experiment = Experiment.objects.get(key="bench")
+    metrics = {m.aggregation: m for m in Metric.objects.filter(key__startswith="bench-")}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM events_exposure")
+        units = cursor.fetchone()[0]
+        cursor.execute("SELECT COUNT(*) FROM events_outcome")
+        outcomes = cursor.fetchone()[0]
+        cursor.execute("SHOW work_mem")
+        work_mem = cursor.fetchone()[0]
+
+    def baseline() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(BASELINE, [EVENT, experiment.pk])
+            cursor.fetchall()
+
+    print(f"{units:,} exposed units, {outcomes:,} outcomes, work_mem {work_mem}")
+    rss_before = peak_rss_mb()
+    figures = {"baseline GROUP BY": timed(baseline, args.repeat)}
+    for label, metric in (("conversion", metrics["conversion"]), ("sum + CUPED", metrics["sum"])):
+        figures[f"selector {label}"] = timed(
+            lambda metric=metric: metric_variant_stats(experiment=experiment, metric=metric),
+            args.repeat,
+        )
+    rss_after = peak_rss_mb()
+
+    base = figures["baseline GROUP BY"]
+    print(f"{'query':<28}{'median s':>10}{'min s':>10}{'× baseline':>12}")
+    for label, runs in figures.items():
+        ratio = statistics.median(runs) / statistics.median(base)
+        print(f"{label:<28}{statistics.median(runs):>10.2f}{min(runs):>10.2f}{ratio:>12.2f}")
+    print(f"peak RSS: {rss_before:.0f} MB before the timed queries, {rss_after:.0f} MB after")
+
+
+def timed(call, repeat: int) -> list[float]:
+    call()  # warm the cache: every run then reads from the same buffers
+    runs = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        runs.append(time.perf_counter() - started)
+    return runs
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+if __name__ == "__main__":
+    main()
