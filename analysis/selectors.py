@@ -5,8 +5,9 @@ variant with a single SQL query; no exposure or outcome row is ever loaded into 
 stays flat however many units an experiment has. The query is four steps (CONTRACT §4):
 
 1. ``units``: the experiment's exposures, minus units seen in more than one variant;
-2. ``per_unit``: one row per unit from a LEFT JOIN to its outcomes (so units without events
-   stay, with 0), holding y (the metric after exposure, within the conversion window if set),
+2. per unit, from a join to its outcomes, (units without events add only to n, which comes
+   from the exposures; with winsorization an outer join keeps them as 0 for the percentile):
+   y (the metric after exposure, within the conversion window if set),
    x (the same aggregation over ``[first_exposed_at − lookback, first_exposed_at)``, for CUPED)
    or, for ratio metrics, M (numerator) and D (denominator);
 3. optional winsorization: each per-unit column is capped at the metric's percentile of that
