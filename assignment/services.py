@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +17,10 @@ from assignment.engine import Assignment, assign
 from assignment.selectors import assignment_config
 
 logger = logging.getLogger(__name__)
+
+# Each thread of a web process keeps one Celery producer (on its own broker connection) for
+# exposures, instead of taking one from the app's pool on every /assign call.
+_publishing = threading.local()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +82,37 @@ def exposures_enqueue(
         for index, (key, variant) in enumerate(assignments.items())
     ]
     try:
-        events_ingest_task.delay({"exposures": exposures, "outcomes": []})
+        # argsrepr/kwargsrepr: a short label instead of Celery's saferepr() of every exposure,
+        # which cost more than the rest of the request's assignment work.
+        events_ingest_task.apply_async(
+            ({"exposures": exposures, "outcomes": []},),
+            argsrepr=f"(<{len(exposures)} exposures of unit {unit_id[:64]!r}>,)",
+            kwargsrepr="{}",
+            producer=_thread_producer(events_ingest_task.app),
+        )
     except BrokerError:
         # The unit still gets its variant; losing its exposure is better than failing the app.
         logger.exception("exposure.enqueue_failed unit=%s", unit_id)
+        _thread_producer_drop()
         return False
     return True
+
+
+def _thread_producer(app: Any) -> Any:
+    """This thread's producer, made on first use (lazily connected; unused in eager mode)."""
+    producer = getattr(_publishing, "producer", None)
+    if producer is None or _publishing.pid != os.getpid():
+        producer = app.amqp.Producer(app.connection_for_write())
+        _publishing.producer, _publishing.pid = producer, os.getpid()
+    return producer
+
+
+def _thread_producer_drop() -> None:
+    """Forget a producer whose broker failed; the next exposure starts a fresh connection."""
+    producer = getattr(_publishing, "producer", None)
+    _publishing.producer = None
+    if producer is not None:
+        try:
+            producer.connection.release()
+        except Exception:  # already broken: nothing more to release
+            logger.debug("exposure.producer_release_failed", exc_info=True)
