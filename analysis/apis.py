@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -12,8 +13,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analysis.selectors import latest_snapshot
+from analysis.services import snapshot_request
 from analysis.stats import StatsInputError, analyze, obrien_fleming_boundaries, variants_from_dicts
-from experiments.errors import ServiceError
+from experiments.errors import NotFoundError, ServiceError
+from experiments.models import Experiment
 
 MAX_LOOKS = 100
 
@@ -138,3 +142,57 @@ class BoundariesApi(APIView):
             fields = getattr(error, "fields", None) or {"information_fractions": str(error)}
             raise _invalid(fields) from error
         return Response(boundaries.to_dict())
+
+
+class ResultsApi(APIView):
+    """GET /experiments/{key}/results: the latest finished snapshot (CONTRACT §5)."""
+
+    required_scopes = "read"
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, key: str) -> Response:
+        experiment = get_object_or_404(Experiment, key=key)
+        snapshot = latest_snapshot(experiment=experiment)
+        if snapshot is None:
+            raise NotFoundError(
+                f"No finished snapshot for '{key}' yet; POST .../analyze to compute one.",
+                code="no_results",
+            )
+        return Response(snapshot.results)
+
+
+class AnalyzeApi(APIView):
+    """POST /experiments/{key}/analyze: queue a snapshot on a worker (joins a running one)."""
+
+    required_scopes = "write"
+
+    @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
+    def post(self, request: Request, key: str) -> Response:
+        experiment = get_object_or_404(Experiment, key=key)
+        snapshot = snapshot_request(experiment=experiment)
+        return Response({"snapshot_id": snapshot.pk, "state": snapshot.state}, status=202)
+
+
+class SnapshotListApi(APIView):
+    """GET /experiments/{key}/snapshots: the history, newest first."""
+
+    required_scopes = "read"
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, key: str) -> Response:
+        experiment = get_object_or_404(Experiment, key=key)
+        snapshots = experiment.snapshots.defer("results").order_by("-requested_at", "-id")
+        return Response(
+            [
+                {
+                    "snapshot_id": s.pk,
+                    "state": s.state,
+                    "requested_at": s.requested_at,
+                    "computed_at": s.computed_at,
+                    "srm_flagged": s.srm_flagged,
+                    "guardrail_alert": s.guardrail_alert,
+                    "error": s.error or None,
+                }
+                for s in snapshots[:1000]
+            ]
+        )

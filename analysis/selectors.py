@@ -44,6 +44,7 @@ from django.db import connection
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 
+from analysis.models import Snapshot, SnapshotState
 from analysis.stats.inputs import VariantStats
 from events.models import Exposure, Outcome
 from experiments.models import Aggregation, Experiment, Metric
@@ -333,3 +334,11 @@ def _cap_ctes(column: str, analysed: str, vendor: str) -> list[tuple[str, str]]:
         (f"bounds_{column}", bounds),
         (f"cap_{column}", cap),
     ]
+
+
+def latest_snapshot(*, experiment: Experiment) -> Snapshot | None:
+    return (
+        Snapshot.objects.filter(experiment=experiment, state=SnapshotState.DONE)
+        .order_by("-computed_at", "-id")
+        .first()
+    )

@@ -1,0 +1,80 @@
+"""Snapshots: the analysis of an experiment at one moment, kept as a history.
+
+The history is what sequential reporting (running minimum p, intersected intervals) and the
+dashboard's charts read. `SnapshotComparison` keeps each metric × treatment result as a row so
+charts over hundreds of snapshots never parse their JSON.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from experiments.models import Experiment
+
+
+class SnapshotState(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+ACTIVE_STATES = (SnapshotState.QUEUED, SnapshotState.RUNNING)
+
+
+class Snapshot(models.Model):
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="snapshots")
+    state = models.CharField(
+        max_length=10, choices=SnapshotState.choices, default=SnapshotState.QUEUED
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    results = models.JSONField(null=True, blank=True)
+    guardrail_alert = models.BooleanField(default=False)
+    srm_flagged = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        indexes = [models.Index(fields=["experiment", "state", "-computed_at"])]
+        constraints = [
+            # One snapshot at a time per experiment: a second request joins the first.
+            models.UniqueConstraint(
+                fields=["experiment"],
+                condition=Q(state__in=["queued", "running"]),
+                name="one_active_snapshot_per_experiment",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.key} #{self.pk} ({self.state})"
+
+
+class SnapshotComparison(models.Model):
+    """One metric × treatment result of a snapshot, as reported (running values if sequential)."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="comparisons")
+    metric = models.CharField(max_length=100)
+    role = models.CharField(max_length=10)
+    variant = models.CharField(max_length=100)
+    baseline = models.CharField(max_length=100)
+    units = models.PositiveIntegerField(default=0)
+    baseline_units = models.PositiveIntegerField(default=0)
+    absolute_effect = models.FloatField(null=True)
+    absolute_low = models.FloatField(null=True)
+    absolute_high = models.FloatField(null=True)
+    relative_effect = models.FloatField(null=True)
+    relative_low = models.FloatField(null=True)
+    relative_high = models.FloatField(null=True)
+    p_value = models.FloatField(null=True)
+    raw_p_value = models.FloatField(null=True)
+    adjusted_p_value = models.FloatField(null=True)
+    significant = models.BooleanField(default=False)
+    decision = models.CharField(max_length=20)
+    looks = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        indexes = [models.Index(fields=["snapshot", "metric", "variant"])]
+
+    def __str__(self) -> str:
+        return f"{self.metric}:{self.variant} vs {self.baseline}"
