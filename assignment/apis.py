@@ -5,6 +5,7 @@ from typing import Any
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -41,6 +42,22 @@ class AssignApi(APIView):
             child=serializers.CharField(max_length=100), required=False, allow_null=True
         )
         log_exposure = serializers.BooleanField(required=False, default=True)
+
+    def perform_content_negotiation(
+        self, request: Request, force: bool = False
+    ) -> tuple[BaseRenderer, str]:
+        # What DRF's negotiation returns for JSON-only renderers when the client sends no
+        # Accept header (or */* or application/json) and no ?format=, without parsing them.
+        renderers = self.get_renderers()
+        if (
+            len(renderers) == 1
+            and renderers[0].media_type == "application/json"
+            and request.META.get("HTTP_ACCEPT", "*/*") in ("*/*", "application/json")
+            and not request.META.get("QUERY_STRING")
+            and not self.format_kwarg
+        ):
+            return renderers[0], renderers[0].media_type
+        return super().perform_content_negotiation(request, force)
 
     @extend_schema(
         request=InputSerializer,
