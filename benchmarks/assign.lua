@@ -1,10 +1,12 @@
 -- wrk script for benchmarks/assign.py: POST /api/v1/assign bodies with a different unit id on
 -- every request (thread number + counter + a random suffix) and a few attributes.
--- Arguments after `--`: <api key>. Prints one "WRK_JSON {...}" line with the figures.
+-- Arguments after `--`: <api key> [nolog]. "nolog" sends log_exposure false.
+-- Prints one "WRK_JSON {...}" line with the figures.
 
 local threads = {}
 local counter = 0
 local key = ""
+local log_exposure = "true"
 local countries = { "US", "FR", "DE", "GB", "JP" }
 local plans = { "free", "pro", "team" }
 
@@ -15,6 +17,9 @@ end
 
 function init(args)
   key = args[1] or ""
+  if args[2] == "nolog" then
+    log_exposure = "false"
+  end
   math.randomseed(os.time() + (tid or 0) * 7919)
   wrk.headers["Content-Type"] = "application/json"
   if key ~= "" then
@@ -25,9 +30,9 @@ end
 function request()
   counter = counter + 1
   local body = string.format(
-    '{"unit_id":"u-%d-%d-%d","attributes":{"country":"%s","plan":"%s"},"log_exposure":true}',
+    '{"unit_id":"u-%d-%d-%d","attributes":{"country":"%s","plan":"%s"},"log_exposure":%s}',
     tid or 0, counter, math.random(0, 999999),
-    countries[math.random(#countries)], plans[math.random(#plans)]
+    countries[math.random(#countries)], plans[math.random(#plans)], log_exposure
   )
   return wrk.format("POST", nil, nil, body)
 end
