@@ -56,6 +56,18 @@ def snapshot_request(*, experiment: Experiment) -> Snapshot:
     return snapshot
 
 
+def snapshot_compute_now(*, experiment: Experiment) -> Snapshot:
+    """Compute a snapshot in this process (`analyze` command, demo); joins an active one."""
+    try:
+        with transaction.atomic():
+            snapshot = Snapshot.objects.create(experiment=experiment)
+    except IntegrityError:
+        snapshot = Snapshot.objects.get(experiment=experiment, state__in=ACTIVE_STATES)
+    snapshot_compute(snapshot_id=snapshot.pk)
+    snapshot.refresh_from_db()
+    return snapshot
+
+
 def snapshots_due() -> list[Snapshot]:
     """Queue snapshots of running experiments whose schedule has come (called by beat)."""
     now = timezone.now()

@@ -1,8 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import IntegrityError
 
-from analysis.models import ACTIVE_STATES, Snapshot, SnapshotState
-from analysis.services import snapshot_compute
+from analysis.models import SnapshotState
+from analysis.services import snapshot_compute_now
 from experiments.models import Experiment
 
 
@@ -16,14 +15,7 @@ class Command(BaseCommand):
         experiment = Experiment.objects.filter(key=key).first()
         if experiment is None:
             raise CommandError(f"No experiment '{key}'.")
-        try:
-            snapshot = Snapshot.objects.create(experiment=experiment)
-        except IntegrityError:
-            snapshot = Snapshot.objects.get(experiment=experiment, state__in=ACTIVE_STATES)
-        done = snapshot_compute(snapshot_id=snapshot.pk)
-        if done is None:
-            snapshot.refresh_from_db()
-            if snapshot.state != SnapshotState.DONE:
-                raise CommandError(f"Snapshot #{snapshot.pk}: {snapshot.state}. {snapshot.error}")
-            done = snapshot
-        self.stdout.write(f"Snapshot #{done.pk} of {key}: {done.results['summary']}")
+        snapshot = snapshot_compute_now(experiment=experiment)
+        if snapshot.state != SnapshotState.DONE:
+            raise CommandError(f"Snapshot #{snapshot.pk}: {snapshot.state}. {snapshot.error}")
+        self.stdout.write(f"Snapshot #{snapshot.pk} of {key}: {snapshot.results['summary']}")

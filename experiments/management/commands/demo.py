@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.test import Client
+from django.utils import timezone
 
+from analysis.models import Snapshot
+from analysis.services import snapshot_compute_now
 from experiments import services
 from experiments.models import Experiment, Layer, Metric, Status
 
@@ -62,7 +67,7 @@ EXPERIMENTS = [
         "name": "Search ranker: gradient-boosted v2 vs BM25",
         "hypothesis": "The learned ranker puts better results first: more searches get a click.",
         "owner": "search-team@example.com",
-        "planned_sample_size": 40000,
+        "planned_sample_size": 6000,
         "variants": [
             {
                 "key": "control",
@@ -91,7 +96,7 @@ EXPERIMENTS = [
         "hypothesis": "Two-tower retrieval surfaces fresher items and lifts recommendation CTR.",
         "owner": "recs-team@example.com",
         "coverage": 0.8,
-        "planned_sample_size": 60000,
+        "planned_sample_size": 8000,
         "condition": {"country": {"$in": ["US", "CA", "GB"]}, "app_version": {"$vgte": "5.2.0"}},
         "variants": [
             {
@@ -145,19 +150,45 @@ EXPERIMENTS = [
 ]
 
 
+# The true effects the simulation plants, so a newcomer can see the analysis find them.
+# Per experiment and variant: probability of each conversion event, mean of value events.
+TRUTH = {
+    "search-ranker-v2": {
+        "control": {"search_click": 0.30, "purchase": 0.050, "latency": 80.0},
+        "ltr-v2": {"search_click": 0.36, "purchase": 0.056, "latency": 80.0},
+    },
+    "recs-two-tower": {
+        "control": {"ctr": 0.050, "purchase": 0.040, "latency": 60.0},
+        "two-tower": {"ctr": 0.056, "purchase": 0.042, "latency": 64.0},
+        "two-tower-rerank": {"ctr": 0.062, "purchase": 0.045, "latency": 95.0},
+    },
+    "search-spellcheck": {
+        "control": {"search_click": 0.30, "latency": 70.0},
+        "seq2seq": {"search_click": 0.31, "latency": 72.0},
+    },
+}
+# A client bug in the spell-check rollout drops a quarter of treatment exposures: an SRM.
+DROPPED_EXPOSURES = {("search-spellcheck", "seq2seq"): 0.25}
+DAYS = 7
+
+
 class Command(BaseCommand):
-    help = "Migrate, create a demo admin and API key, and seed demo experiments with traffic."
+    help = (
+        "Migrate, create a demo admin and API key, seed ML experiments and drive simulated "
+        "users with known effects through /assign, /events, the workers and snapshots."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--units", type=int, default=2000, help="Simulated units to assign.")
+        parser.add_argument("--units", type=int, default=12000, help="Simulated users.")
 
     def handle(self, *args: object, units: int, **options: object) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         self._admin()
         with transaction.atomic():
             self._seed()
-        self._traffic(units)
         _, raw_key = services.api_key_create(name="demo", scopes=["all"])
+        if not Snapshot.objects.exists():
+            self._traffic(units, raw_key)
         self.stdout.write(self.style.SUCCESS("Demo ready."))
         self.stdout.write(f"  Admin:   http://127.0.0.1:8000/admin/  (admin / {DEMO_PASSWORD})")
         self.stdout.write(f"  API key: {raw_key}")
@@ -183,19 +214,126 @@ class Command(BaseCommand):
             experiment = services.experiment_save(data=spec)
             services.experiment_start(experiment=experiment)
 
-    def _traffic(self, units: int) -> None:
+    def _traffic(self, units: int, raw_key: str) -> None:
+        """Simulated users arrive over a week; each day ends with a snapshot of each experiment."""
         from assignment.selectors import assignment_config
-        from assignment.services import unit_assign
+        from experiments.auth import active_keys
 
         assignment_config.invalidate()
+        active_keys.invalidate()
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
         rng = random.Random(7)
-        for i in range(units):
-            attributes = {
-                "country": rng.choice(["US", "US", "CA", "GB", "DE", "FR"]),
-                "app_version": rng.choice(["5.1.0", "5.2.0", "5.3.1"]),
-            }
-            unit_assign(unit_id=f"demo-user-{i}", attributes=attributes)
-        running = Experiment.objects.filter(status=Status.RUNNING).count()
-        self.stdout.write(
-            f"Assigned {units} simulated users across {running} running experiments."
+        now = timezone.now()
+        per_day = max(1, units // DAYS)
+        for day in range(DAYS):
+            day_start = now - timedelta(days=DAYS - day)
+            events: list[dict] = []
+            for i in range(day * per_day, (day + 1) * per_day):
+                events += self._user(client, rng, f"demo-user-{i}", day_start)
+            for start in range(0, len(events), 1000):
+                response = client.post(
+                    "/api/v1/events",
+                    {"events": events[start : start + 1000]},
+                    content_type="application/json",
+                )
+                if response.status_code != 202:
+                    raise RuntimeError(f"/events refused the demo batch: {response.content!r}")
+            for experiment in Experiment.objects.filter(status=Status.RUNNING):
+                snapshot_compute_now(experiment=experiment)
+            self.stdout.write(f"Day {day + 1}/{DAYS}: {per_day} users, snapshots computed.")
+        ranker = Experiment.objects.get(key="search-ranker-v2")
+        services.experiment_stop(experiment=ranker, shipped_variant="ltr-v2")
+        for experiment in Experiment.objects.filter(status=Status.RUNNING):
+            summary = experiment.snapshots.filter(state="done").first().results["summary"]
+            self.stdout.write(f"  {experiment.key}: {summary}")
+
+    def _user(self, client: Client, rng: random.Random, unit: str, day_start) -> list[dict]:
+        attributes = {
+            "country": rng.choice(["US", "US", "CA", "GB", "DE", "FR"]),
+            "app_version": rng.choice(["5.1.0", "5.2.0", "5.3.1"]),
+        }
+        response = client.post(
+            "/api/v1/assign",
+            {"unit_id": unit, "attributes": attributes, "log_exposure": False},
+            content_type="application/json",
         )
+        events = []
+        seen = day_start + timedelta(seconds=rng.randint(0, 86_000))
+        for key, got in response.json()["assignments"].items():
+            if not got["in_experiment"]:
+                continue
+            if rng.random() >= 1 - DROPPED_EXPOSURES.get((key, got["variant"]), 0.0):
+                continue  # the app lost this exposure: it never reaches Variantlab
+            events.append(
+                {
+                    "type": "exposure",
+                    "unit_id": unit,
+                    "experiment": key,
+                    "variant": got["variant"],
+                    "timestamp": seen.isoformat(),
+                    "attributes": attributes,
+                }
+            )
+            events += _outcomes(rng, unit, TRUTH[key][got["variant"]], seen)
+        return events
+
+
+def _outcomes(rng: random.Random, unit: str, truth: dict, seen) -> list[dict]:
+    later = (seen + timedelta(minutes=rng.randint(1, 600))).isoformat()
+    events = [
+        {
+            "type": "outcome",
+            "unit_id": unit,
+            "name": "model_latency_ms",
+            "value": round(rng.gauss(truth["latency"], 12.0), 1),
+            "timestamp": later,
+            "event_id": f"lat-{unit}-{rng.random()}",
+        }
+    ]
+    for name in ("search_click", "purchase"):
+        if name in truth and rng.random() < truth[name]:
+            events.append(
+                {
+                    "type": "outcome",
+                    "unit_id": unit,
+                    "name": name,
+                    "timestamp": later,
+                    "event_id": f"{name}-{unit}-{rng.random()}",
+                }
+            )
+            if name == "purchase":
+                events.append(
+                    {
+                        "type": "outcome",
+                        "unit_id": unit,
+                        "name": "revenue",
+                        "value": round(rng.gammavariate(2.0, 20.0), 2),
+                        "timestamp": later,
+                        "event_id": f"rev-{unit}",
+                    }
+                )
+    if "ctr" in truth:
+        impressions = rng.randint(3, 15)
+        clicks = sum(rng.random() < truth["ctr"] for _ in range(impressions))
+        events.append(
+            {
+                "type": "outcome",
+                "unit_id": unit,
+                "name": "rec_impression",
+                "value": impressions,
+                "timestamp": later,
+                "event_id": f"imp-{unit}",
+            }
+        )
+        if clicks:
+            events.append(
+                {
+                    "type": "outcome",
+                    "unit_id": unit,
+                    "name": "rec_click",
+                    "value": clicks,
+                    "timestamp": later,
+                    "event_id": f"clk-{unit}",
+                }
+            )
+    return events

@@ -25,12 +25,17 @@ def test_create_api_key__unknown_scope__command_error() -> None:
         call_command("create_api_key", "--name", "x", "--scopes", "admin", stdout=StringIO())
 
 
-def test_demo__fresh_database__experiments_admin_and_exposures(transactional_db) -> None:
+def test_demo__fresh_database__finished_running_and_srm_experiments(transactional_db) -> None:
     out = StringIO()
-    call_command("demo", "--units", "300", stdout=out)
-    assert Experiment.objects.filter(status="running").count() >= 2
+    call_command("demo", "--units", "1400", stdout=out)
     assert "admin / variantlab-demo" in out.getvalue()
-    assert Exposure.objects.count() > 100
+    assert Exposure.objects.count() > 500
+    # One finished with its winner shipped, running ones, and an SRM made by dropped exposures
+    ranker = Experiment.objects.get(key="search-ranker-v2")
+    assert ranker.status == "stopped" and ranker.shipped_variant == "ltr-v2"
+    assert Experiment.objects.filter(status="running").count() == 2
+    spellcheck = Experiment.objects.get(key="search-spellcheck")
+    assert spellcheck.snapshots.filter(state="done").count() == 7
     # Running it again is harmless
     call_command("demo", "--units", "10", stdout=StringIO())
     assert Experiment.objects.filter(key="search-ranker-v2").count() == 1
