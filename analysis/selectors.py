@@ -37,6 +37,7 @@ the whole seconds and the original fraction appended again, so it is exact to th
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -342,3 +343,96 @@ def latest_snapshot(*, experiment: Experiment) -> Snapshot | None:
         .order_by("-computed_at", "-id")
         .first()
     )
+
+
+def unit_values_sql(
+    *, experiment: Experiment, metrics: Sequence[Metric], vendor: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """SQL giving one row per analysed unit: unit_id, variant, first_exposed_at, then one value
+    per metric of `metrics`, in that order; rows in exposure order. Meant to be streamed.
+
+    The units and per-unit values are those of `metric_variant_stats` (same filters, windows
+    and aggregations), before winsorization, which is a property of the pooled analysis rather
+    than of one unit. Units seen in more than one variant and exposures under a variant key the
+    experiment does not define are left out. Per metric:
+
+    - ``conversion``: 1 if the unit had the event at or after its first exposure, else 0;
+    - ``count`` / ``sum``: the number / total of such events, 0 without any;
+    - ``mean``: their mean value, NULL for a unit without such events (not analysed);
+    - ``ratio``: numerator total / denominator total, NULL when the denominator total is 0
+      (the analysis itself works on both totals, summed over units).
+
+    A metric's ``conversion_window_hours`` bounds all its events, as in the analysis. The first
+    exposure time comes back as a datetime on PostgreSQL and as UTC text on SQLite.
+    """
+    vendor = vendor or connection.vendor
+    qn = connection.ops.quote_name
+    exposure, outcome = Exposure._meta, Outcome._meta
+    col = {f.name: qn(f.column) for f in (*exposure.concrete_fields, *outcome.concrete_fields)}
+    variant_keys = list(experiment.variants.values_list("key", flat=True))
+    params: dict[str, Any] = {"experiment_id": experiment.pk, "multiple": False}
+    params.update({f"variant_{i}": key for i, key in enumerate(variant_keys)})
+    known = ", ".join(f"%(variant_{i})s" for i in range(len(variant_keys))) or "NULL"
+    units = f"""
+        SELECT e.{col["id"]} AS id, e.{col["unit_id"]} AS unit_id, e.{col["variant"]} AS variant,
+               e.{col["first_exposed_at"]} AS t0
+        FROM {qn(exposure.db_table)} e
+        WHERE e.{col["experiment"]} = %(experiment_id)s
+          AND e.{col["multiple_variants"]} = %(multiple)s
+          AND e.{col["variant"]} IN ({known})
+    """
+    if not metrics:
+        return f"SELECT u.unit_id, u.variant, u.t0 FROM ({units}) u ORDER BY u.id", params
+
+    names = sorted(
+        {m.event for m in metrics} | {m.denominator_event for m in metrics if m.denominator_event}
+    )
+    params.update({f"name_{i}": name for i, name in enumerate(names)})
+    values = []
+    for i, metric in enumerate(metrics):
+        params[f"event_{i}"] = metric.event
+        params[f"denominator_{i}"] = metric.denominator_event or metric.event
+        params[f"window_{i}"] = metric.conversion_window_hours
+        # The join keeps only outcomes at or after the exposure; the window closes the range.
+        window = ""
+        if metric.conversion_window_hours is not None:
+            window = f" AND o.ts < {_shifted('u.t0', f'window_{i}', vendor)}"
+        hit = f"o.name = %(event_{i})s{window}"
+        aggregation = metric.aggregation
+        if aggregation == Aggregation.CONVERSION:
+            value = f"CAST(MAX(CASE WHEN {hit} THEN 1 ELSE 0 END) AS BIGINT)"
+        elif aggregation == Aggregation.COUNT:
+            value = f"CAST(COUNT(CASE WHEN {hit} THEN 1 END) AS BIGINT)"
+        elif aggregation == Aggregation.SUM:
+            value = f"CAST(SUM(CASE WHEN {hit} THEN o.value ELSE 0 END) AS DOUBLE PRECISION)"
+        elif aggregation == Aggregation.MEAN:
+            value = (
+                f"CAST(SUM(CASE WHEN {hit} THEN o.value END) AS DOUBLE PRECISION)"
+                f" / NULLIF(COUNT(CASE WHEN {hit} THEN 1 END), 0)"
+            )
+        elif aggregation == Aggregation.RATIO:
+            below = f"o.name = %(denominator_{i})s{window}"
+            value = (
+                f"CAST(SUM(CASE WHEN {hit} THEN o.value ELSE 0 END) AS DOUBLE PRECISION)"
+                f" / NULLIF(SUM(CASE WHEN {below} THEN o.value ELSE 0 END), 0)"
+            )
+        else:
+            raise ValueError(f"unknown aggregation {aggregation!r}")
+        values.append(f"{value} AS m_{i}")
+
+    # Outcomes are renamed in a subquery as in `_metric_sql`, so o.ts / o.name / o.value work
+    # whatever the real column names are.
+    outcomes = (
+        f"(SELECT {col['unit_id']} AS unit_id, {col['name']} AS name, {col['value']} AS value,"
+        f" {col['timestamp']} AS ts FROM {qn(outcome.db_table)})"
+    )
+    in_names = ", ".join(f"%(name_{i})s" for i in range(len(names)))
+    sql = f"""
+        SELECT u.unit_id, u.variant, u.t0, {", ".join(values)}
+        FROM ({units}) u
+        LEFT JOIN {outcomes} o
+          ON o.name IN ({in_names}) AND o.unit_id = u.unit_id AND o.ts >= u.t0
+        GROUP BY u.id, u.unit_id, u.variant, u.t0
+        ORDER BY u.id
+    """
+    return sql, params
