@@ -1,0 +1,408 @@
+"""Streamed exports of an experiment: ``summary``, ``units`` or ``events`` as CSV, JSON, Parquet.
+
+An export is a `Table` (typed columns and a lazy iterator of flat rows, read from the database
+in chunks through a server-side cursor on PostgreSQL) turned into bytes by one of three writers.
+Nothing holds more than one chunk of rows, or one Parquet row group, so memory stays flat
+whatever the experiment's size; the API, the admin and ``export_experiment`` share this code.
+
+Columns (CONTRACT §3 "export columns"; extra columns are allowed there):
+
+- ``summary``: one row per metric × treatment of the latest finished snapshot, from its §5
+  results: ``snapshot_id, metric, role, variant, baseline, units, baseline_units,
+  absolute_effect, absolute_ci_low, absolute_ci_high, relative_effect, relative_ci_low,
+  relative_ci_high, p_value, adjusted_p_value, significant, decision, reason``. JSON keeps the
+  contract's ``absolute_ci`` / ``relative_ci`` as ``[low, high]`` (or null) instead of the
+  flattened pairs.
+- ``units``: ``unit_id, variant, first_exposed_at`` and one column per metric key of the
+  experiment (in the analysis' metric order), valued as `analysis.selectors.unit_values_sql`
+  documents: the analysed units only, values before winsorization, ``mean`` null without
+  events, ``ratio`` null when the denominator is 0. Conversions and counts are integers. A
+  metric key equal to one of the first three column names is prefixed with ``metric_``.
+- ``events``: ``event_id, type, unit_id, experiment, variant, name, value, timestamp``, one
+  time line (ordered by timestamp): every raw exposure of the experiment (``name`` and
+  ``value`` null) and every outcome, at any time, of a unit exposed to it (``variant`` = the
+  variant of the unit's first exposure, multiple-variant units included: these are raw data).
+
+Timestamps are UTC: ISO 8601 with ``Z`` in CSV and JSON, ``timestamp[us, UTC]`` in Parquet.
+Missing values are empty in CSV and null elsewhere; non-finite floats become missing values.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import heapq
+import io
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+from django.db.models import OuterRef
+
+from analysis.selectors import latest_snapshot, unit_values_sql
+from events.models import Exposure, ExposureEvent, Outcome
+from experiments.errors import NotFoundError
+from experiments.models import Aggregation, Experiment
+
+FORMATS = ("csv", "json", "parquet")
+LEVELS = ("summary", "units", "events")
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+    "parquet": "application/vnd.apache.parquet",
+}
+# Rows fetched from the database per round trip, rows per Parquet row group, and the size of
+# the text chunks handed to the response: together they bound the memory of an export.
+FETCH_ROWS = 5_000
+ROW_GROUP_ROWS = 50_000
+CHUNK_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    kind: str  # "string" | "integer" | "float" | "boolean" | "timestamp"
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """What an export writes: typed columns and their rows (flat tuples), read lazily."""
+
+    columns: tuple[Column, ...]
+    rows: Iterable[tuple[Any, ...]]
+    # Regroups a JSON record's values (summary intervals); None: one key per column.
+    json_shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+
+def export_filename(*, experiment: Experiment, level: str, fmt: str) -> str:
+    # Keys are slugs, so the name needs no quoting beyond the usual double quotes.
+    return f"{experiment.key}-{level}.{fmt}"
+
+
+def export_table(*, experiment: Experiment, level: str) -> Table:
+    """The table of `level`. NotFoundError: a summary with no finished snapshot yet.
+
+    Everything that can fail on bad input happens here, before any byte is streamed; reading
+    the rows starts only when the table's rows are iterated.
+    """
+    if level == "summary":
+        return _summary_table(experiment)
+    if level == "units":
+        return _units_table(experiment)
+    if level == "events":
+        return _events_table(experiment)
+    raise ValueError(f"unknown export level {level!r}")
+
+
+def export_stream(table: Table, fmt: str) -> Iterator[bytes]:
+    """The table encoded as `fmt`, in chunks of about CHUNK_BYTES (Parquet: one row group)."""
+    if fmt == "csv":
+        return _csv_chunks(table)
+    if fmt == "json":
+        return _json_chunks(table)
+    if fmt == "parquet":
+        return _parquet_chunks(table)
+    raise ValueError(f"unknown export format {fmt!r}")
+
+
+# --- Tables ----------------------------------------------------------------------------------
+
+SUMMARY_COLUMNS = (
+    Column("snapshot_id", "integer"),
+    Column("metric", "string"),
+    Column("role", "string"),
+    Column("variant", "string"),
+    Column("baseline", "string"),
+    Column("units", "integer"),
+    Column("baseline_units", "integer"),
+    Column("absolute_effect", "float"),
+    Column("absolute_ci_low", "float"),
+    Column("absolute_ci_high", "float"),
+    Column("relative_effect", "float"),
+    Column("relative_ci_low", "float"),
+    Column("relative_ci_high", "float"),
+    Column("p_value", "float"),
+    Column("adjusted_p_value", "float"),
+    Column("significant", "boolean"),
+    Column("decision", "string"),
+    Column("reason", "string"),
+)
+UNIT_COLUMNS = (
+    Column("unit_id", "string"),
+    Column("variant", "string"),
+    Column("first_exposed_at", "timestamp"),
+)
+EVENT_COLUMNS = (
+    Column("event_id", "string"),
+    Column("type", "string"),
+    Column("unit_id", "string"),
+    Column("experiment", "string"),
+    Column("variant", "string"),
+    Column("name", "string"),
+    Column("value", "float"),
+    Column("timestamp", "timestamp"),
+)
+
+
+def _summary_table(experiment: Experiment) -> Table:
+    snapshot = latest_snapshot(experiment=experiment)
+    if snapshot is None or not snapshot.results:
+        raise NotFoundError(
+            f"No finished snapshot for '{experiment.key}' yet; POST .../analyze to compute one.",
+            code="no_results",
+        )
+    rows = []
+    for metric in snapshot.results.get("metrics", []):
+        units = {v["variant"]: v.get("units") for v in metric.get("variants", [])}
+        for c in metric.get("comparisons", []):
+            absolute = c.get("absolute_ci") or (None, None)
+            relative = c.get("relative_ci") or (None, None)
+            rows.append(
+                (
+                    snapshot.pk,
+                    metric["metric"],
+                    metric.get("role"),
+                    c["variant"],
+                    c["baseline"],
+                    units.get(c["variant"]),
+                    units.get(c["baseline"]),
+                    c.get("absolute_effect"),
+                    absolute[0],
+                    absolute[1],
+                    c.get("relative_effect"),
+                    relative[0],
+                    relative[1],
+                    c.get("p_value"),
+                    c.get("adjusted_p_value"),
+                    bool(c.get("significant")),
+                    c.get("decision"),
+                    c.get("reason"),
+                )
+            )
+    return Table(SUMMARY_COLUMNS, rows, json_shape=_summary_json)
+
+
+def _summary_json(record: dict[str, Any]) -> dict[str, Any]:
+    """Back to the §5 shape: ``absolute_ci: [low, high]`` (null when undefined)."""
+    shaped: dict[str, Any] = {}
+    for name, value in record.items():
+        if name.endswith("_ci_low"):
+            interval = name.removesuffix("_low")
+            high = record[f"{interval}_high"]
+            shaped[interval] = None if value is None or high is None else [value, high]
+        elif not name.endswith("_ci_high"):
+            shaped[name] = value
+    return shaped
+
+
+def _units_table(experiment: Experiment) -> Table:
+    links = list(experiment.metrics.select_related("metric"))  # the analysis' order
+    metrics = [link.metric for link in links]
+    taken = {c.name for c in UNIT_COLUMNS}
+    columns = UNIT_COLUMNS + tuple(
+        Column(
+            f"metric_{m.key}" if m.key in taken else m.key,
+            "integer" if m.aggregation in (Aggregation.CONVERSION, Aggregation.COUNT) else "float",
+        )
+        for m in metrics
+    )
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        sql, params = unit_values_sql(experiment=experiment, metrics=metrics)
+        for unit_id, variant, t0, *values in _fetch(sql, params):
+            yield (unit_id, variant, _utc(t0), *values)
+
+    return Table(columns, rows())
+
+
+def _events_table(experiment: Experiment) -> Table:
+    key = experiment.key
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        exposures = (
+            ExposureEvent.objects.filter(experiment=experiment)
+            .order_by("timestamp", "event_id")
+            .values_list("timestamp", "event_id", "unit_id", "variant")
+            .iterator(chunk_size=FETCH_ROWS)
+        )
+        exposed = Exposure.objects.filter(experiment=experiment)
+        outcomes = (
+            Outcome.objects.filter(unit_id__in=exposed.values("unit_id"))
+            .annotate(variant=exposed.filter(unit_id=OuterRef("unit_id")).values("variant")[:1])
+            .order_by("timestamp", "event_id")
+            .values_list("timestamp", "event_id", "unit_id", "variant", "name", "value")
+            .iterator(chunk_size=FETCH_ROWS)
+        )
+        # Both streams come sorted by time from the database; merging them keeps one row of
+        # each in memory. Exposures first on equal times: a unit is exposed, then acts.
+        timeline = heapq.merge(
+            ((t, 0, e, u, v, None, None) for t, e, u, v in exposures),
+            ((t, 1, e, u, v, n, x) for t, e, u, v, n, x in outcomes),
+            key=lambda row: row[:3],
+        )
+        for timestamp, kind, event_id, unit_id, variant, name, value in timeline:
+            kind_name = "exposure" if kind == 0 else "outcome"
+            yield (event_id, kind_name, unit_id, key, variant, name, value, _utc(timestamp))
+
+    return Table(EVENT_COLUMNS, rows())
+
+
+def _fetch(sql: str, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+    """Rows of a raw query, FETCH_ROWS at a time (a server-side cursor on PostgreSQL)."""
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while chunk := cursor.fetchmany(FETCH_ROWS):
+            yield from chunk
+
+
+def _utc(value: dt.datetime | str | None) -> dt.datetime | None:
+    """An aware UTC datetime from what a raw query returns (SQLite: naive UTC text)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+# --- Writers ---------------------------------------------------------------------------------
+
+
+def _iso(value: dt.datetime) -> str:
+    # The API's own style (DRF): "+00:00" written as "Z".
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is None or math.isfinite(value) else None
+
+
+def _csv_cell(kind: str) -> Callable[[Any], Any]:
+    if kind == "timestamp":
+        return lambda v: "" if v is None else _iso(v)
+    if kind == "boolean":
+        return lambda v: "" if v is None else ("true" if v else "false")
+    if kind == "float":
+        return lambda v: "" if v is None or not math.isfinite(v) else repr(float(v))
+    return lambda v: "" if v is None else v
+
+
+def _json_value(kind: str) -> Callable[[Any], Any]:
+    if kind == "timestamp":
+        return lambda v: None if v is None else _iso(v)
+    if kind == "float":
+        return lambda v: None if v is None else _finite(float(v))
+    return lambda v: v
+
+
+def _csv_chunks(table: Table) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([c.name for c in table.columns])
+    cells = [_csv_cell(c.kind) for c in table.columns]
+    for row in table.rows:
+        writer.writerow([cell(v) for cell, v in zip(cells, row, strict=True)])
+        if buffer.tell() >= CHUNK_BYTES:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+def _json_chunks(table: Table) -> Iterator[bytes]:
+    """A JSON array of objects, one per line, written as it goes."""
+    names = [c.name for c in table.columns]
+    values = [_json_value(c.kind) for c in table.columns]
+    shape = table.json_shape
+    encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+    parts: list[str] = ["["]
+    size, separator = 1, "\n"
+    for row in table.rows:
+        record = {n: f(v) for n, f, v in zip(names, values, row, strict=True)}
+        text = separator + encode(shape(record) if shape else record)
+        separator = ",\n"
+        parts.append(text)
+        size += len(text)
+        if size >= CHUNK_BYTES:
+            yield "".join(parts).encode()
+            parts, size = [], 0
+    parts.append("\n]\n")
+    yield "".join(parts).encode()
+
+
+class _Drain:
+    """A write-only file for pyarrow that keeps what was written until the next `take()`."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.position = 0
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        data = bytes(data)
+        self.parts.append(data)
+        self.position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def take(self) -> bytes:
+        data, self.parts = b"".join(self.parts), []
+        return data
+
+
+def _parquet_chunks(table: Table) -> Iterator[bytes]:
+    """One row group per ROW_GROUP_ROWS rows, yielded as soon as pyarrow has written it."""
+    import pyarrow as pa  # imported here: the API process pays for it only when exporting
+    import pyarrow.parquet as pq
+
+    types = {
+        "string": pa.string(),
+        "integer": pa.int64(),
+        "float": pa.float64(),
+        "boolean": pa.bool_(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+    }
+    schema = pa.schema([pa.field(c.name, types[c.kind]) for c in table.columns])
+    floats = [i for i, c in enumerate(table.columns) if c.kind == "float"]
+    drain = _Drain()
+    writer = pq.ParquetWriter(pa.PythonFile(drain, mode="w"), schema)
+
+    def write(batch: list[tuple[Any, ...]]) -> None:
+        columns = [list(values) for values in zip(*batch, strict=True)]
+        for i in floats:
+            columns[i] = [None if v is None else _finite(float(v)) for v in columns[i]]
+        arrays = [pa.array(values, type=f.type) for values, f in zip(columns, schema, strict=True)]
+        writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+
+    try:
+        batch: list[tuple[Any, ...]] = []
+        for row in table.rows:
+            batch.append(row)
+            if len(batch) >= ROW_GROUP_ROWS:
+                write(batch)
+                batch = []
+                yield drain.take()
+        if batch:
+            write(batch)
+    finally:
+        writer.close()
+    yield drain.take()
