@@ -181,6 +181,8 @@ class PreviewForm(forms.Form):
 class ExperimentAdmin(admin.ModelAdmin):
     form = ExperimentForm
     change_form_template = "admin/experiments/experiment/change_form.html"
+    # Adds a link to the results dashboard above the list; otherwise the stock change list.
+    change_list_template = "admin/analysis/experiment_change_list.html"
     list_display = ("key", "name", "status", "layer", "variant_count", "owner", "started_at")
     list_filter = ("status", "layer", "method")
     search_fields = ("key", "name", "owner", "hypothesis")
@@ -245,12 +247,32 @@ class ExperimentAdmin(admin.ModelAdmin):
         return fields
 
     def get_urls(self) -> list:
+        from analysis import dashboard
+
+        def view(function: Any) -> Any:
+            return self.admin_site.admin_view(lambda request, **kw: function(request, self, **kw))
+
         custom = [
             path(
                 "<int:object_id>/move/<str:move>/",
                 self.admin_site.admin_view(self.move_view),
                 name="experiments_experiment_move",
-            )
+            ),
+            path(
+                "dashboard/",
+                view(dashboard.overview_view),
+                name="experiments_experiment_dashboard",
+            ),
+            path(
+                "<int:object_id>/results/",
+                view(dashboard.results_view),
+                name="experiments_experiment_results",
+            ),
+            path(
+                "<int:object_id>/analyze/",
+                view(dashboard.analyze_view),
+                name="experiments_experiment_analyze",
+            ),
         ]
         return custom + super().get_urls()
 

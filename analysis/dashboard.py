@@ -1,0 +1,419 @@
+"""The results dashboard in the admin: an experiments overview and one results page each.
+
+Server-rendered: the views turn selector output into display rows (numbers already formatted)
+and SVG strings from `analysis.charts`, so the templates only lay them out. `ExperimentAdmin`
+mounts the three views under its URLs; the admin site's `admin_view` wrapper lets only staff in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
+
+from analysis import charts
+from analysis.dashboard_selectors import ResultsData, experiment_results, experiments_overview
+from analysis.models import SnapshotState
+from analysis.stats import sample_size
+from experiments.models import Aggregation, Experiment
+
+# Without a planned sample size the page estimates one for this relative change of the first
+# primary metric; the page says so, and setting `planned_sample_size` replaces it.
+DEFAULT_RELATIVE_MDE = 0.05
+TRAFFIC_WINDOW_DAYS = 7
+DASH = "—"
+
+
+# --- formatting ------------------------------------------------------------------------------
+
+
+def fmt_number(value: float | None, digits: int = 4) -> str:
+    if value is None or not math.isfinite(value):
+        return DASH
+    if value != 0 and abs(value) < 10 ** -(digits - 1):
+        return f"{value:.{digits - 1}e}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}".rstrip("0")
+
+
+def fmt_percent(value: float | None, signed: bool = True, decimals: int = 1) -> str:
+    if value is None or not math.isfinite(value):
+        return DASH
+    return f"{value * 100:{'+' if signed else ''}.{decimals}f}%"
+
+
+def fmt_p(value: float | None) -> str:
+    if value is None:
+        return DASH
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def fmt_interval(pair: list[float] | None, formatter: Any) -> str:
+    if not pair or pair[0] is None or pair[1] is None:
+        return ""
+    return f"[{formatter(pair[0])}, {formatter(pair[1])}]"
+
+
+def _mean_formatter(aggregation: str) -> Any:
+    if aggregation == Aggregation.CONVERSION:
+        return lambda v: fmt_percent(v, signed=False, decimals=2)
+    return fmt_number
+
+
+def _absolute_formatter(aggregation: str) -> Any:
+    if aggregation == Aggregation.CONVERSION:
+        # A difference of two proportions reads best in percentage points.
+        return lambda v: DASH if v is None else f"{v * 100:+.2f} pp"
+
+    def signed(value: float | None) -> str:
+        text = fmt_number(value)
+        return text if text == DASH or text.startswith("-") else f"+{text}"
+
+    return signed
+
+
+def _days_running(experiment: Experiment, now: dt.datetime) -> int | None:
+    if experiment.started_at is None:
+        return None
+    end = experiment.stopped_at or now
+    return max(0, (end - experiment.started_at).days)
+
+
+# --- overview --------------------------------------------------------------------------------
+
+
+def overview_view(request: HttpRequest, model_admin: admin.ModelAdmin) -> HttpResponse:
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    now = timezone.now()
+    rows = []
+    for row in experiments_overview():
+        e = row.experiment
+        verdicts = [
+            {
+                "text": f"{metric} · {variant}: {fmt_percent(relative)}",
+                "decision": decision or "inconclusive",
+            }
+            for metric, variant, decision, relative in row.primary
+        ]
+        rows.append(
+            {
+                "experiment": e,
+                "results_url": reverse("admin:experiments_experiment_results", args=[e.pk]),
+                "change_url": reverse("admin:experiments_experiment_change", args=[e.pk]),
+                "days": _days_running(e, now),
+                "units": [(k, f"{v:,}") for k, v in row.units_by_variant.items()],
+                "analysed": row.snapshot_id is not None,
+                "computed_at": row.computed_at,
+                "srm_flagged": row.srm_flagged,
+                "srm_p": fmt_p(row.srm_p_value),
+                "verdicts": verdicts,
+                "alerts": [
+                    f"{a.get('variant')} harms {a.get('metric')}" for a in row.guardrail_alerts
+                ],
+            }
+        )
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": Experiment._meta,
+        "title": "Experiments dashboard",
+        "rows": rows,
+        "changelist_url": reverse("admin:experiments_experiment_changelist"),
+    }
+    return TemplateResponse(request, "admin/analysis/overview.html", context)
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    planned: int | None
+    source: str  # "experiment" | "estimated" | "none"
+    note: str
+
+
+def planned_sample_size(experiment: Experiment, results: dict[str, Any]) -> Plan:
+    """The experiment's planned size, else an estimate from the first primary metric's control."""
+    if experiment.planned_sample_size:
+        return Plan(experiment.planned_sample_size, "experiment", "planned on the experiment")
+    primary = [m for m in results.get("metrics", []) if m.get("role") == "primary"]
+    weights = list((results.get("srm") or {}).get("expected_weights", {}).values())
+    if not primary or len(weights) < 2:
+        return Plan(None, "none", "no plan: set a planned sample size on the experiment")
+    metric = primary[0]
+    control = (metric.get("variants") or [{}])[0]
+    mean, variance = control.get("mean"), control.get("variance")
+    aggregation = metric.get("aggregation")
+    try:
+        if mean is None or aggregation == Aggregation.RATIO:
+            raise ValueError("no baseline")
+        plan = sample_size(
+            "proportion" if aggregation == Aggregation.CONVERSION else "mean",
+            float(mean),
+            DEFAULT_RELATIVE_MDE,
+            standard_deviation=math.sqrt(variance) if variance else None,
+            alpha=float(results.get("alpha", experiment.alpha)),
+            variants=len(weights),
+            weights=weights,
+            method=experiment.method,
+            sequential_tuning=experiment.sequential_tuning,
+            planned_looks=experiment.planned_looks or 5,
+        )
+    except (ValueError, ArithmeticError):
+        return Plan(None, "none", "no plan: set a planned sample size on the experiment")
+    note = (
+        f"estimated: enough to detect a {DEFAULT_RELATIVE_MDE:.0%} relative change in "
+        f"{metric.get('name') or metric.get('metric')} from the control's current baseline "
+        f"({_mean_formatter(aggregation)(mean)}); set a planned sample size to replace it"
+    )
+    return Plan(plan.total_units, "estimated", note)
+
+
+def recent_daily_units(exposures_by_day: list[dict[str, Any]]) -> float | None:
+    """Units per day over the last 7 days of data (fewer if the experiment is younger)."""
+    totals: dict[dt.date, int] = defaultdict(int)
+    for entry in exposures_by_day:
+        try:
+            totals[dt.date.fromisoformat(entry["date"])] += int(entry["units"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    if not totals:
+        return None
+    last, first = max(totals), min(totals)
+    window_start = last - dt.timedelta(days=TRAFFIC_WINDOW_DAYS - 1)
+    days = (last - max(first, window_start)).days + 1
+    return sum(u for day, u in totals.items() if day >= window_start) / days
+
+
+def expected_days(total_units: int, plan: Plan, daily: float | None) -> tuple[int | None, str]:
+    if plan.planned is None:
+        return None, "unknown without a planned sample size"
+    remaining = plan.planned - total_units
+    if remaining <= 0:
+        return 0, "the planned sample size is reached"
+    if not daily:
+        return None, "unknown: no units in the last 7 days"
+    days = math.ceil(remaining / daily)
+    return days, (
+        f"{days} day{'s' if days != 1 else ''} for the remaining {remaining:,} units at "
+        f"{daily:,.0f} units/day (last 7 days)"
+    )
+
+
+def _metric_tables(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    tables = []
+    for metric in metrics:
+        aggregation = metric.get("aggregation", "")
+        mean_fmt, abs_fmt = _mean_formatter(aggregation), _absolute_formatter(aggregation)
+        comparisons = {c["variant"]: c for c in metric.get("comparisons", [])}
+        rows = []
+        for variant in metric.get("variants", []):
+            c = comparisons.get(variant["variant"])
+            row = {
+                "variant": variant["variant"],
+                "units": f"{variant.get('units') or 0:,}",
+                "mean": mean_fmt(variant.get("mean")),
+                "is_baseline": c is None,
+            }
+            if c is not None:
+                row.update(
+                    absolute=abs_fmt(c.get("absolute_effect")),
+                    absolute_ci=fmt_interval(c.get("absolute_ci"), abs_fmt),
+                    relative=fmt_percent(c.get("relative_effect")),
+                    relative_ci=fmt_interval(c.get("relative_ci"), fmt_percent),
+                    p_value=fmt_p(c.get("p_value")),
+                    adjusted_p_value=fmt_p(c.get("adjusted_p_value")),
+                    decision=c.get("decision") or "inconclusive",
+                    reason=c.get("reason") or "",
+                )
+            rows.append(row)
+        tables.append(
+            {
+                "key": metric.get("metric"),
+                "name": metric.get("name") or metric.get("metric"),
+                "role": metric.get("role"),
+                "aggregation": aggregation,
+                "direction": metric.get("direction", "increase"),
+                "cuped": metric.get("cuped"),
+                "notes": metric.get("notes") or [],
+                "rows": rows,
+            }
+        )
+    return tables
+
+
+def _forest_rows(metrics: list[dict[str, Any]]) -> list[charts.ForestRow]:
+    rows = []
+    for metric in metrics:
+        name = metric.get("name") or metric.get("metric")
+        for c in metric.get("comparisons", []):
+            low, high = c.get("relative_ci") or (None, None)
+            rows.append(
+                charts.ForestRow(
+                    label=f"{name} · {c['variant']}",
+                    estimate=c.get("relative_effect"),
+                    low=low,
+                    high=high,
+                    decision=c.get("decision") or "inconclusive",
+                )
+            )
+    return rows
+
+
+def _over_time(data: ResultsData, names: dict[str, str]) -> list[dict[str, Any]]:
+    series: dict[tuple[str, str], list[charts.EffectPoint]] = {}
+    for at, metric, variant, estimate, low, high in data.history:
+        series.setdefault((metric, variant), []).append(
+            charts.EffectPoint(at, estimate, low, high)
+        )
+    return [
+        {
+            "metric": names.get(metric, metric),
+            "variant": variant,
+            "svg": mark_safe(  # the charts escape every text they draw
+                charts.effect_over_time(
+                    points, title=f"{names.get(metric, metric)} · {variant} over time"
+                )
+            ),
+        }
+        for (metric, variant), points in series.items()
+    ]
+
+
+def _exposures_chart(diagnostics: dict[str, Any]) -> str:
+    entries = diagnostics.get("exposures_by_day") or []
+    days = sorted({e["date"] for e in entries})
+    order = list((diagnostics.get("units_by_variant") or {}).keys())
+    order += sorted({e["variant"] for e in entries} - set(order))
+    counts = {(e["date"], e["variant"]): e["units"] for e in entries}
+    series = [(v, [counts.get((d, v), 0) for d in days]) for v in order]
+    return charts.exposures_bars(days, series)
+
+
+def results_context(data: ResultsData, now: dt.datetime) -> dict[str, Any]:
+    """Everything the results template shows, formatted; no queries."""
+    experiment = data.experiment
+    context: dict[str, Any] = {"experiment": experiment, "active": data.active}
+    if data.snapshot is None or not data.snapshot.results:
+        return context
+    results = data.snapshot.results
+    metrics = results.get("metrics") or []
+    diagnostics = results.get("diagnostics") or {}
+    srm = results.get("srm") or {}
+    observed = srm.get("observed") or {}
+    total = int(results.get("total_units") or sum(observed.values()))
+    weights = srm.get("expected_weights") or {}
+    plan = planned_sample_size(experiment, results)
+    daily = recent_daily_units(diagnostics.get("exposures_by_day") or [])
+    days, days_text = expected_days(total, plan, daily)
+    names = {m.get("metric"): m.get("name") or m.get("metric") for m in metrics}
+    context.update(
+        snapshot=data.snapshot,
+        summary=results.get("summary", ""),
+        method=results.get("method", ""),
+        alpha=results.get("alpha"),
+        correction=results.get("correction", ""),
+        srm={
+            "flagged": bool(srm.get("flagged")),
+            "p_value": fmt_p(srm.get("p_value")),
+            "rows": [
+                {
+                    "variant": variant,
+                    "observed": f"{observed.get(variant, 0):,}",
+                    "expected": f"{total * float(weight):,.0f}",
+                    "weight": f"{float(weight):.0%}",
+                }
+                for variant, weight in weights.items()
+            ],
+        },
+        guardrail_alerts=results.get("guardrail_alerts") or [],
+        tables=_metric_tables(metrics),
+        forest_svg=mark_safe(charts.forest_plot(_forest_rows(metrics))),
+        over_time=_over_time(data, names),
+        exposures_svg=mark_safe(_exposures_chart(diagnostics)),
+        total_units=f"{total:,}",
+        plan=plan,
+        planned=f"{plan.planned:,}" if plan.planned else None,
+        progress_percent=f"{total / plan.planned:.0%}" if plan.planned else None,
+        progress_svg=mark_safe(charts.progress_bar(total, plan.planned)),
+        daily_units=f"{daily:,.0f}" if daily else None,
+        expected_days=days,
+        expected_days_text=days_text,
+        expected_date=(now + dt.timedelta(days=days)).date() if days else None,
+        multiple_variant_units=f"{diagnostics.get('multiple_variant_units') or 0:,}",
+        mismatched_exposures=f"{diagnostics.get('mismatched_exposures') or 0:,}",
+        days_running=_days_running(experiment, now),
+    )
+    return context
+
+
+def results_view(
+    request: HttpRequest, model_admin: admin.ModelAdmin, object_id: int
+) -> HttpResponse:
+    experiment = get_object_or_404(Experiment, pk=object_id)
+    if not model_admin.has_view_permission(request, experiment):
+        raise PermissionDenied
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": Experiment._meta,
+        "original": experiment,
+        "title": f"Results: {experiment.name}",
+        "subtitle": experiment.key,
+        "can_analyze": model_admin.has_change_permission(request, experiment),
+        "dashboard_url": reverse("admin:experiments_experiment_dashboard"),
+        "change_url": reverse("admin:experiments_experiment_change", args=[experiment.pk]),
+        **results_context(experiment_results(experiment=experiment), timezone.now()),
+    }
+    return TemplateResponse(request, "admin/analysis/results.html", context)
+
+
+def analyze_view(
+    request: HttpRequest, model_admin: admin.ModelAdmin, object_id: int
+) -> HttpResponse:
+    """POST: queue a snapshot now (or join the one in progress), then go back."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    experiment = get_object_or_404(Experiment, pk=object_id)
+    if not model_admin.has_change_permission(request, experiment):
+        raise PermissionDenied
+    from analysis.services import snapshot_request
+
+    snapshot = snapshot_request(experiment=experiment)
+    # Without a broker the task ran eagerly on commit: report what happened, not "queued".
+    snapshot.refresh_from_db(fields=["state", "error"])
+    if snapshot.state == SnapshotState.DONE:
+        model_admin.message_user(
+            request, f"{experiment.key}: analysis #{snapshot.pk} finished.", messages.SUCCESS
+        )
+    elif snapshot.state == SnapshotState.FAILED:
+        model_admin.message_user(
+            request, f"{experiment.key}: analysis #{snapshot.pk} failed.", messages.ERROR
+        )
+    else:
+        model_admin.message_user(
+            request,
+            f"{experiment.key}: analysis #{snapshot.pk} is {snapshot.state}; "
+            "refresh this page in a minute.",
+            messages.INFO,
+        )
+    fallback = reverse("admin:experiments_experiment_results", args=[experiment.pk])
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = fallback
+    return HttpResponseRedirect(target)
