@@ -1,6 +1,6 @@
 from django.urls import path
 
-from analysis import apis
+from analysis import apis, export_views
 
 urlpatterns = [
     path("stats", apis.StatsApi.as_view(), name="stats"),
@@ -11,5 +11,10 @@ urlpatterns = [
         "experiments/<str:key>/snapshots",
         apis.SnapshotListApi.as_view(),
         name="experiment-snapshots",
+    ),
+    path(
+        "experiments/<str:key>/export",
+        export_views.ExperimentExportApi.as_view(),
+        name="experiment-export",
     ),
 ]

@@ -12,6 +12,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("admin/experiments/experiment/", include("analysis.export_views")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

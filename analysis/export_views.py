@@ -1,0 +1,154 @@
+"""Export downloads: the API view (``read`` scope) and the admin's staff-only view.
+
+Both validate ``format`` and ``level`` and build the table (`analysis.exports`) before the first
+byte, so every refusal is a proper 400/404; the body is then streamed.
+
+URL names, for links:
+
+- ``experiment-export`` (key): ``GET /api/v1/experiments/{key}/export?format=F&level=L``;
+- ``experiment-export-admin`` (pk): ``/admin/experiments/experiment/{pk}/export/``, with
+  ``?format=F&level=L`` a download, without them a page of links to every level × format.
+
+The admin route is declared in this module's `urlpatterns`, which `config/urls.py` includes
+ahead of ``admin/`` so the admin's catch-all does not take it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from django.contrib import admin, messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template import RequestContext, Template
+from django.urls import path, reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from analysis.exports import (
+    CONTENT_TYPES,
+    FORMATS,
+    LEVELS,
+    export_filename,
+    export_stream,
+    export_table,
+)
+from experiments.errors import NotFoundError, ServiceError
+from experiments.models import Experiment
+
+CHOICES = {"format": FORMATS, "level": LEVELS}
+
+
+def export_choice_errors(params: Mapping[str, str]) -> dict[str, str]:
+    """Field → message for a missing or unknown ``format`` / ``level``."""
+    errors = {}
+    for field, choices in CHOICES.items():
+        value = params.get(field)
+        if value not in choices:
+            told = "is required" if not value else f"'{value}' is not one of them"
+            errors[field] = f"One of {', '.join(choices)}; {told}."
+    return errors
+
+
+def export_response(*, experiment: Experiment, fmt: str, level: str) -> StreamingHttpResponse:
+    """The streamed download. NotFoundError: a summary with no finished snapshot."""
+    table = export_table(experiment=experiment, level=level)
+    response = StreamingHttpResponse(export_stream(table, fmt), content_type=CONTENT_TYPES[fmt])
+    filename = export_filename(experiment=experiment, level=level, fmt=fmt)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    # Lets a buffering proxy (nginx) pass the chunks on as they come.
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+class ExperimentExportApi(APIView):
+    """GET /experiments/{key}/export?format=csv|json|parquet&level=summary|units|events."""
+
+    required_scopes = "read"
+
+    def perform_content_negotiation(
+        self, request: Request, force: bool = False
+    ) -> tuple[BaseRenderer, str]:
+        # `?format=` names the file format here, not a DRF renderer (DRF would answer 404 for
+        # ?format=csv); errors are always JSON.
+        renderer = JSONRenderer()
+        return renderer, renderer.media_type
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", str, enum=list(FORMATS), required=True),
+            OpenApiParameter("level", str, enum=list(LEVELS), required=True),
+        ],
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY),
+            (200, "application/json"): OpenApiResponse(
+                {"type": "array", "items": {"type": "object"}},
+                description="An array of objects, one per row.",
+            ),
+            (200, "application/vnd.apache.parquet"): OpenApiResponse(OpenApiTypes.BINARY),
+        },
+    )
+    def get(self, request: Request, key: str) -> StreamingHttpResponse:
+        errors = export_choice_errors(request.query_params)
+        if errors:
+            first = next(iter(errors))
+            raise ServiceError(f"{first}: {errors[first]}", fields=errors)
+        experiment = get_object_or_404(Experiment, key=key)
+        return export_response(
+            experiment=experiment,
+            fmt=request.query_params["format"],
+            level=request.query_params["level"],
+        )
+
+
+LINKS_PAGE = """{% extends "admin/base_site.html" %}
+{% block title %}Export {{ experiment.key }}{% endblock %}
+{% block content %}<h1>Export {{ experiment.key }}</h1>
+<table><thead><tr><th>Level</th>{% for f in formats %}<th>{{ f }}</th>{% endfor %}</tr></thead>
+<tbody>{% for level, links in rows %}<tr><th>{{ level }}</th>
+{% for f, url in links %}<td><a href="{{ url }}">{{ f }}</a></td>{% endfor %}</tr>{% endfor %}
+</tbody></table>{% endblock %}"""
+
+
+@staff_member_required
+def experiment_export_admin(request: HttpRequest, pk: int) -> HttpResponse:
+    """Staff download of an experiment's export; without parameters, a page of links."""
+    if not request.user.has_perm("experiments.view_experiment"):
+        raise PermissionDenied
+    experiment = get_object_or_404(Experiment, pk=pk)
+    here = reverse("experiment-export-admin", kwargs={"pk": experiment.pk})
+    if "format" not in request.GET and "level" not in request.GET:
+        rows = [
+            (level, [(f, f"{here}?level={level}&format={f}") for f in FORMATS]) for level in LEVELS
+        ]
+        context = {
+            **admin.site.each_context(request),
+            "experiment": experiment,
+            "formats": FORMATS,
+            "rows": rows,
+        }
+        return HttpResponse(Template(LINKS_PAGE).render(RequestContext(request, context)))
+    errors = export_choice_errors(request.GET)
+    if errors:
+        return HttpResponseBadRequest(
+            "\n".join(f"{field}: {message}" for field, message in errors.items()),
+            content_type="text/plain; charset=utf-8",
+        )
+    try:
+        return export_response(
+            experiment=experiment, fmt=request.GET["format"], level=request.GET["level"]
+        )
+    except NotFoundError as error:
+        messages.error(request, error.message)
+        return redirect("admin:experiments_experiment_change", experiment.pk)
+
+
+urlpatterns = [
+    path("<int:pk>/export/", experiment_export_admin, name="experiment-export-admin"),
+]
