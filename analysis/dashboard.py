@@ -40,13 +40,14 @@ DASH = "—"
 
 
 def fmt_number(value: float | None, digits: int = 4) -> str:
+    """Four significant digits, thousands separated: 12.35, 0.04812, 1,234,567."""
     if value is None or not math.isfinite(value):
         return DASH
-    if value != 0 and abs(value) < 10 ** -(digits - 1):
-        return f"{value:.{digits - 1}e}"
-    if abs(value) >= 1000:
+    if abs(value) >= 10**digits:
         return f"{value:,.0f}"
-    return f"{value:,.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}".rstrip("0")
+    if value != 0 and abs(value) < 1e-4:
+        return f"{value:.{digits - 1}e}"
+    return f"{value:,.{digits}g}"
 
 
 def fmt_percent(value: float | None, signed: bool = True, decimals: int = 1) -> str:

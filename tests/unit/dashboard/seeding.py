@@ -82,6 +82,7 @@ def results_for(
     treatments: list[str],
     srm_flagged: bool = False,
     days: int = 14,
+    start: dt.datetime = START,
 ) -> dict[str, Any]:
     variants = ["control", *treatments]
     units_per_variant = 500 * look // looks * 10 + 1000
@@ -121,9 +122,11 @@ def results_for(
             }
         )
     total = sum(per_variant.values())
+    # Exposures cover the `days` days up to this snapshot's own day.
+    last_day = (start + dt.timedelta(hours=look - 1)).date()
     by_day = [
         {
-            "date": (START.date() + dt.timedelta(days=d)).isoformat(),
+            "date": (last_day - dt.timedelta(days=days - 1 - d)).isoformat(),
             "variant": v,
             "units": per_variant[v] // days + (d % 3) * 5,
         }
@@ -166,21 +169,22 @@ def seed_history(
     metrics: int = 10,
     treatments: list[str] | None = None,
     srm_flagged: bool = False,
+    start: dt.datetime = START,
 ) -> Snapshot:
-    """Write `snapshots` finished snapshots an hour apart; return the latest."""
+    """Write `snapshots` finished snapshots an hour apart from `start`; return the latest."""
     treatments = treatments or ["treatment"]
     rows = Snapshot.objects.bulk_create(
         Snapshot(
             experiment=experiment,
             state=SnapshotState.DONE,
-            computed_at=START + dt.timedelta(hours=i),
+            computed_at=start + dt.timedelta(hours=i),
         )
         for i in range(snapshots)
     )
     comparisons = []
     for look, snapshot in enumerate(rows, start=1):
         snapshot.results = results_for(
-            experiment, snapshot.pk, look, snapshots, metrics, treatments, srm_flagged
+            experiment, snapshot.pk, look, snapshots, metrics, treatments, srm_flagged, start=start
         )
         snapshot.results["computed_at"] = snapshot.computed_at.isoformat()
         snapshot.srm_flagged = srm_flagged
