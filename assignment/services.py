@@ -8,12 +8,15 @@ import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from assignment.engine import Assignment, assign
+from assignment.exposure_buffer import ExposureBuffer
 from assignment.selectors import assignment_config
 
 logger = logging.getLogger(__name__)
@@ -61,11 +64,9 @@ def unit_assign(
 def exposures_enqueue(
     *, unit_id: str, attributes: Mapping[str, Any], assignments: Mapping[str, str]
 ) -> bool:
-    """Hand one request's exposures to a worker as one task. False if the broker refused."""
+    """Hand one request's exposures to the workers: now as one task, or batched when enabled."""
     if not assignments:
         return False
-    from events.tasks import events_ingest_task
-
     now = timezone.now().isoformat()
     # Each /assign call is one exposure event per experiment: one random id for the request,
     # so a redelivered task is stored once, as with POST /events.
@@ -81,21 +82,42 @@ def exposures_enqueue(
         }
         for index, (key, variant) in enumerate(assignments.items())
     ]
+    if settings.VARIANTLAB_EXPOSURE_FLUSH_SECONDS > 0 and not _eager():
+        _buffer().add(exposures)
+        return True
+    return exposures_publish(exposures)
+
+
+def exposures_publish(exposures: list[dict]) -> bool:
+    """Publish exposures as one Celery task. False (and logged) if the broker refused."""
+    from events.tasks import events_ingest_task
+
     try:
         # argsrepr/kwargsrepr: a short label instead of Celery's saferepr() of every exposure,
         # which cost more than the rest of the request's assignment work.
         events_ingest_task.apply_async(
             ({"exposures": exposures, "outcomes": []},),
-            argsrepr=f"(<{len(exposures)} exposures of unit {unit_id[:64]!r}>,)",
+            argsrepr=f"(<{len(exposures)} exposures>,)",
             kwargsrepr="{}",
             producer=_thread_producer(events_ingest_task.app),
         )
     except BrokerError:
         # The unit still gets its variant; losing its exposure is better than failing the app.
-        logger.exception("exposure.enqueue_failed unit=%s", unit_id)
+        logger.exception("exposure.enqueue_failed count=%d", len(exposures))
         _thread_producer_drop()
         return False
     return True
+
+
+def _eager() -> bool:
+    from config.celery import app
+
+    return bool(app.conf.task_always_eager)
+
+
+@cache
+def _buffer() -> ExposureBuffer:
+    return ExposureBuffer(exposures_publish, settings.VARIANTLAB_EXPOSURE_FLUSH_SECONDS)
 
 
 def _thread_producer(app: Any) -> Any:

@@ -112,3 +112,19 @@ def test_config_change__reaches_another_process_within_seconds(
         interval=0.05,
     )
     assert time.monotonic() - changed_at < 3.0
+
+
+def test_buffered_exposures__gunicorn_and_worker__all_stored_after_graceful_stop(
+    raw_key, web_server, celery_worker
+) -> None:
+    # Given a web process that batches exposures every 0.3 s
+    make_experiment("ranker")
+    server = web_server(workers=1, extra_env={"VARIANTLAB_EXPOSURE_FLUSH_SECONDS": "0.3"})
+    # When 60 units are assigned with exposure logging, and the server is then stopped
+    for i in range(60):
+        http_assign(server.url, raw_key, f"b-{i}", log_exposure=True)
+    assert wait_until(lambda: Exposure.objects.count() > 0, timeout=20)
+    http_assign(server.url, raw_key, "b-last", log_exposure=True)
+    server.stop()  # SIGTERM: the worker process flushes what it still holds
+    # Then every exposure reaches the database through the Celery worker
+    assert wait_until(lambda: Exposure.objects.count() == 61, timeout=30), Exposure.objects.count()

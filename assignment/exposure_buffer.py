@@ -1,0 +1,79 @@
+"""Optional in-process batching of /assign exposures (VARIANTLAB_EXPOSURE_FLUSH_SECONDS > 0).
+
+Off by default: each /assign call then publishes its exposures as one Celery task before it
+answers, so an accepted exposure is on the broker. Publishing costs about as much CPU as the
+rest of the request, so a busy service may choose batching instead, as client SDKs do: the
+exposures of many requests are handed to Celery as one task every few hundred milliseconds by
+a background thread, and on a graceful shutdown. The price is the last interval's exposures
+when a web process is killed outright. This is a batch in front of Celery, not a queue: a
+batch the broker refuses is kept for the next tick up to MAX_PENDING exposures, then dropped
+with an error in the log.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 1000
+MAX_PENDING = 50_000
+
+
+class ExposureBuffer:
+    def __init__(self, publish: Callable[[list[dict]], bool], flush_seconds: float) -> None:
+        self._publish = publish
+        self._flush_seconds = flush_seconds
+        self._lock = threading.Lock()
+        self._pending: list[dict] = []
+        self._owner_pid: int | None = None
+
+    def add(self, exposures: Sequence[dict]) -> None:
+        self._start_in_this_process()
+        with self._lock:
+            self._pending.extend(exposures)
+            full = len(self._pending) >= MAX_BATCH
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for start in range(0, len(pending), MAX_BATCH):
+            batch = pending[start : start + MAX_BATCH]
+            if not self._publish(batch):
+                self._keep(pending[start:])
+                return
+
+    def _keep(self, unsent: list[dict]) -> None:
+        with self._lock:
+            self._pending = unsent + self._pending
+            overflow = len(self._pending) - MAX_PENDING
+            if overflow > 0:
+                del self._pending[:overflow]
+        if overflow > 0:
+            logger.error("exposure.buffer_overflow dropped=%d", overflow)
+
+    def _start_in_this_process(self) -> None:
+        # Web servers fork workers after import: each process needs its own flushing thread.
+        if self._owner_pid == os.getpid():
+            return
+        with self._lock:
+            if self._owner_pid == os.getpid():
+                return
+            self._pending = []
+            self._owner_pid = os.getpid()
+        threading.Thread(target=self._run, name="exposure-flush", daemon=True).start()
+        atexit.register(self.flush)
+
+    def _run(self) -> None:
+        stop = threading.Event()
+        while not stop.wait(self._flush_seconds):
+            try:
+                self.flush()
+            except Exception:  # the thread must survive anything one flush meets
+                logger.exception("exposure.flush_failed")
