@@ -114,6 +114,7 @@ def main() -> int:
         "CELERY_BROKER_URL": redis_url,
         "REDIS_URL": redis_url,
         "LOG_LEVEL": "WARNING",
+        "VARIANTLAB_EXPOSURE_FLUSH_SECONDS": str(args.exposure_flush_seconds),
     }
 
     load = os.getloadavg()[0]
@@ -183,6 +184,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--wrk", default="wrk")
     parser.add_argument(
         "--no-exposure", action="store_true", help="send log_exposure false (for comparison)"
+    )
+    parser.add_argument(
+        "--exposure-flush-seconds",
+        type=float,
+        default=0.0,
+        help="VARIANTLAB_EXPOSURE_FLUSH_SECONDS for the /assign server (0: publish per request)",
     )
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database after")
     return parser.parse_args()
@@ -391,7 +398,13 @@ def describe(args: argparse.Namespace) -> str:
             f"{args.connections} connections; warm-up {args.warmup} s, then {args.rounds} "
             f"alternating rounds of {args.duration} s",
             f"/assign: {args.experiments} running experiments, "
-            f"log_exposure {'false' if args.no_exposure else 'true'}, new unit id "
+            f"log_exposure {'false' if args.no_exposure else 'true'} ("
+            + (
+                f"batched every {args.exposure_flush_seconds} s"
+                if args.exposure_flush_seconds
+                else "one Celery publish per request"
+            )
+            + "), new unit id "
             "per request; bare: Django JsonResponse at /bench/bare (same middleware)",
             "Exposure tasks go through Celery/kombu to Redis db "
             f"{args.redis_db}; no Celery worker runs, so they just queue up",
