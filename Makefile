@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo run test lint format worker beat bench-assign
+.PHONY: install demo run test lint format worker beat bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,3 +44,11 @@ worker: install
 
 beat: install
 	$(BIN)/celery -A config beat --loglevel=INFO
+
+## Benchmarks (PostgreSQL + Redis on 127.0.0.1; see docs/benchmarks.md). Not part of `make test`.
+bench: install
+	$(BIN)/python benchmarks/stats.py
+	$(BIN)/python benchmarks/assign.py
+	$(BIN)/python benchmarks/assign.py --exposure-flush-seconds 0.2
+	$(BIN)/python benchmarks/aggregate.py
+	$(BIN)/python benchmarks/results.py
