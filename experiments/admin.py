@@ -31,11 +31,23 @@ from experiments.models import (
     Status,
     Variant,
 )
+from experiments.services import ANALYSIS_FIELDS
 from experiments.validation import (
     LIVE_STATUSES,
     VariantSpec,
     frozen_variant_errors,
     variant_set_errors,
+)
+
+ABOUT_FIELDS = ("key", "name", "hypothesis", "owner")
+TRAFFIC_FIELDS = (
+    "seed",
+    "hash_version",
+    "coverage",
+    "condition",
+    "layer",
+    "layer_start",
+    "layer_end",
 )
 
 
@@ -134,29 +146,7 @@ class ForcedAssignmentInline(admin.TabularInline):
 class ExperimentForm(forms.ModelForm):
     class Meta:
         model = Experiment
-        fields = (
-            "key",
-            "name",
-            "hypothesis",
-            "owner",
-            "seed",
-            "hash_version",
-            "coverage",
-            "condition",
-            "layer",
-            "layer_start",
-            "layer_end",
-            "planned_sample_size",
-            "alpha",
-            "method",
-            "sequential_tuning",
-            "planned_looks",
-            "cuped",
-            "correction",
-            "srm_threshold",
-            "schedule_minutes",
-            "auto_pause_on_guardrail",
-        )
+        fields = (*ABOUT_FIELDS, *TRAFFIC_FIELDS, "planned_sample_size", *ANALYSIS_FIELDS)
         widgets = {"condition": PrettyJSONWidget(rows=6)}
 
 
@@ -198,37 +188,10 @@ class ExperimentAdmin(admin.ModelAdmin):
         "updated_at",
     )
     fieldsets = (
-        (None, {"fields": ("key", "name", "hypothesis", "owner")}),
+        (None, {"fields": ABOUT_FIELDS}),
         ("State", {"fields": readonly_fields}),
-        (
-            "Traffic",
-            {
-                "fields": (
-                    "seed",
-                    "hash_version",
-                    "coverage",
-                    "condition",
-                    ("layer", "layer_start", "layer_end"),
-                )
-            },
-        ),
-        (
-            "Analysis",
-            {
-                "fields": (
-                    "planned_sample_size",
-                    "alpha",
-                    "method",
-                    "sequential_tuning",
-                    "planned_looks",
-                    "cuped",
-                    "correction",
-                    "srm_threshold",
-                    "schedule_minutes",
-                    "auto_pause_on_guardrail",
-                )
-            },
-        ),
+        ("Traffic", {"fields": (*TRAFFIC_FIELDS[:4], TRAFFIC_FIELDS[4:])}),
+        ("Analysis", {"fields": ("planned_sample_size", *ANALYSIS_FIELDS)}),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Experiment]:
