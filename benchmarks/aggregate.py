@@ -10,6 +10,12 @@ after the timed calls (the load runs in a child process so it does not inflate t
     .venv/bin/python benchmarks/aggregate.py                      # 1M units, 10M outcomes
     .venv/bin/python benchmarks/aggregate.py --units 20000 --outcomes 200000  # smoke run
     .venv/bin/python benchmarks/aggregate.py --reuse              # time the existing load
+    .venv/bin/python benchmarks/aggregate.py --reuse --snapshot   # full snapshot, 5 metrics
+
+With ``--snapshot`` it times `analysis.services.snapshot_compute_now` of the experiment with five
+metrics attached (conversion, count, sum + CUPED, mean, ratio; created if missing, over the
+loaded event names) against the sum of the minimal GROUP BY over each metric's events, the two
+interleaved in every repetition. Each snapshot stores a new Snapshot row (sequential looks fold).
 
 Not run in CI. Needs PostgreSQL (``--server``, default postgres@127.0.0.1:5432).
 """
@@ -41,6 +47,9 @@ def main() -> None:
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--database", default="variantlab_bench")
     parser.add_argument("--reuse", action="store_true", help="skip the load; time what is there")
+    parser.add_argument(
+        "--snapshot", action="store_true", help="time a full 5-metric snapshot instead"
+    )
     parser.add_argument("--load-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -54,7 +63,10 @@ def main() -> None:
     if not args.reuse:
         # A child process loads, so this process's peak RSS reflects only the timed queries.
         subprocess.run([sys.executable, __file__, *sys.argv[1:], "--load-only"], check=True)
-    measure(args)
+    if args.snapshot:
+        measure_snapshot(args)
+    else:
+        measure(args)
 
 
 def load(args: argparse.Namespace) -> None:
@@ -242,6 +254,168 @@ def measure(args: argparse.Namespace) -> None:
         ratio = statistics.median(runs) / statistics.median(base)
         print(f"{label:<28}{statistics.median(runs):>10.2f}{min(runs):>10.2f}{ratio:>12.2f}")
     print(f"peak RSS: {rss_before:.0f} MB before the timed queries, {rss_after:.0f} MB after")
+
+
+# The snapshot's five metrics, over the loaded event names (purchase, session, click), so the
+# load and the aggregate figures above are unchanged. The first two are the aggregate ones.
+SNAPSHOT_METRICS = [
+    # key, event, aggregation, denominator event, CUPED lookback days, role
+    ("bench-conversion", EVENT, "conversion", "", 0, "primary"),
+    ("bench-count", OTHER, "count", "", 0, "secondary"),
+    ("bench-sum", EVENT, "sum", "", 14, "secondary"),
+    ("bench-mean", DENOMINATOR, "mean", "", 0, "secondary"),
+    ("bench-ratio", EVENT, "ratio", DENOMINATOR, 0, "guardrail"),
+]
+
+BASELINE_NAMES = """
+    SELECT e.variant, COUNT(*), SUM(o.value), SUM(o.value * o.value)
+    FROM events_exposure e
+    JOIN events_outcome o
+      ON o.unit_id = e.unit_id AND o.name IN (%s, %s) AND o.timestamp >= e.first_exposed_at
+    WHERE e.experiment_id = %s AND NOT e.multiple_variants
+    GROUP BY e.variant
+"""
+
+
+def snapshot_setup(experiment):
+    """Create the five metrics if missing and attach exactly them to `experiment`."""
+    from experiments.models import ExperimentMetric, Metric
+
+    metrics = []
+    for key, event, aggregation, denominator, lookback, role in SNAPSHOT_METRICS:
+        metric, _ = Metric.objects.update_or_create(
+            key=key,
+            defaults={
+                "event": event,
+                "aggregation": aggregation,
+                "denominator_event": denominator,
+                "cuped_lookback_days": lookback,
+            },
+        )
+        metrics.append(metric)
+        ExperimentMetric.objects.update_or_create(
+            experiment=experiment, metric=metric, defaults={"role": role}
+        )
+    ExperimentMetric.objects.filter(experiment=experiment).exclude(metric__in=metrics).delete()
+    return metrics
+
+
+def measure_snapshot(args: argparse.Namespace) -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    import analysis.services as services
+    from analysis.models import ACTIVE_STATES, Snapshot, SnapshotState
+    from experiments.models import Experiment
+
+    call_command("migrate", verbosity=0)  # a reused database may predate the analysis tables
+    experiment = Experiment.objects.get(key="bench")
+    metrics = snapshot_setup(experiment)
+    # A snapshot left active by an interrupted run would be joined, not computed.
+    Snapshot.objects.filter(experiment=experiment, state__in=ACTIVE_STATES).update(
+        state=SnapshotState.FAILED, error="abandoned benchmark run"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM events_exposure")
+        units = cursor.fetchone()[0]
+        cursor.execute("SELECT name, COUNT(*) FROM events_outcome GROUP BY name ORDER BY name")
+        names = cursor.fetchall()
+        cursor.execute("SHOW work_mem")
+        work_mem = cursor.fetchone()[0]
+    outcomes = sum(count for _, count in names)
+
+    # Where the snapshot's time goes: wrap the two selectors the service calls.
+    parts: dict[str, float] = {}
+
+    def clocked(label, function):
+        def wrapper(**kwargs):
+            started = time.perf_counter()
+            try:
+                return function(**kwargs)
+            finally:
+                name = label(kwargs)
+                parts[name] = parts.get(name, 0.0) + time.perf_counter() - started
+
+        return wrapper
+
+    services.exposure_diagnostics = clocked(
+        lambda kw: "exposure_diagnostics", services.exposure_diagnostics
+    )
+    services.metric_variant_stats = clocked(
+        lambda kw: f"stats {kw['metric'].key}", services.metric_variant_stats
+    )
+
+    def baseline_one(metric) -> float:
+        started = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                BASELINE_NAMES,
+                [metric.event, metric.denominator_event or metric.event, experiment.pk],
+            )
+            cursor.fetchall()
+        return time.perf_counter() - started
+
+    def snapshot() -> float:
+        started = time.perf_counter()
+        done = services.snapshot_compute_now(experiment=experiment)
+        elapsed = time.perf_counter() - started
+        if done.state != SnapshotState.DONE or len(done.results["metrics"]) != len(metrics):
+            raise SystemExit(f"snapshot {done.pk} ended {done.state}: {done.error}")
+        return elapsed
+
+    print(f"{units:,} exposed units, {outcomes:,} outcomes ({dict(names)}), work_mem {work_mem}")
+    print(f"load average before: {load_average()}", flush=True)
+    # Warm the cache with one of each, then interleave so both see the same machine load.
+    for metric in metrics:
+        baseline_one(metric)
+    snapshot()
+    base_runs: list[float] = []
+    base_parts: dict[str, list[float]] = {m.key: [] for m in metrics}
+    snap_runs: list[float] = []
+    snap_parts: dict[str, list[float]] = {}
+    for i in range(args.repeat):
+        total = 0.0
+        for metric in metrics:
+            elapsed = baseline_one(metric)
+            base_parts[metric.key].append(elapsed)
+            total += elapsed
+        base_runs.append(total)
+        parts.clear()
+        snap_runs.append(snapshot())
+        for name, elapsed in parts.items():
+            snap_parts.setdefault(name, []).append(elapsed)
+        snap_parts.setdefault("rest (engine, reads, writes)", []).append(
+            snap_runs[-1] - sum(parts.values())
+        )
+        print(
+            f"  run {i + 1}: baseline {total:.2f}s, snapshot {snap_runs[-1]:.2f}s,"
+            f" load {load_average()}",
+            flush=True,
+        )
+    print(f"load average after: {load_average()}")
+
+    med = statistics.median
+    print(f"{'baseline, per metric':<34}{'median s':>10}{'min s':>10}")
+    for key, runs in base_parts.items():
+        print(f"  {key:<32}{med(runs):>10.2f}{min(runs):>10.2f}")
+    print(f"{'snapshot, parts':<34}{'median s':>10}{'min s':>10}")
+    for name, runs in snap_parts.items():
+        print(f"  {name:<32}{med(runs):>10.2f}{min(runs):>10.2f}")
+    ratio = med(snap_runs) / med(base_runs)
+    print(f"{'total':<34}{'median s':>10}{'min s':>10}{'× baseline':>12}")
+    print(f"{'baseline: 5 GROUP BYs':<34}{med(base_runs):>10.2f}{min(base_runs):>10.2f}{1:>12.2f}")
+    print(
+        f"{'snapshot_compute_now':<34}{med(snap_runs):>10.2f}{min(snap_runs):>10.2f}{ratio:>12.2f}"
+    )
+    paired = sorted(s / b for s, b in zip(snap_runs, base_runs, strict=True))
+    print(f"per-repetition ratios: {', '.join(f'{r:.2f}' for r in paired)}")
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def timed(call, repeat: int) -> list[float]:
