@@ -78,7 +78,7 @@ def _outcomes_insert(events: Sequence[Mapping[str, Any]]) -> int:
         for e in events
     ]
     columns = ("event_id", "unit_id", "name", "value", "timestamp", "properties")
-    return len(_insert_new(Outcome._meta.db_table, columns, rows, json_column="properties"))
+    return len(_insert_new(Outcome._meta.db_table, columns, rows))
 
 
 def _exposures_insert(events: Sequence[Mapping[str, Any]]) -> int:
@@ -101,18 +101,19 @@ def _exposures_insert(events: Sequence[Mapping[str, Any]]) -> int:
         for e in events
     ]
     columns = ("event_id", "experiment_id", "unit_id", "variant", "timestamp", "attributes")
-    inserted = _insert_new(ExposureEvent._meta.db_table, columns, rows, json_column="attributes")
+    inserted = _insert_new(ExposureEvent._meta.db_table, columns, rows)
     fresh = [e for e in events if e["event_id"] in inserted]
     _exposure_summary_upsert(fresh, experiment_ids)
     return len(fresh)
 
 
-def _insert_new(
-    table: str, columns: Sequence[str], rows: Sequence[tuple], *, json_column: str
-) -> set[str]:
+def _insert_new(table: str, columns: Sequence[str], rows: Sequence[tuple]) -> set[str]:
     """Multi-row INSERT skipping known event ids; returns the event ids really inserted."""
-    jsonb = "::jsonb" if connection.vendor == "postgresql" else ""
-    placeholders = ", ".join(f"%s{jsonb}" if c == json_column else "%s" for c in columns)
+    if not rows:
+        return set()
+    if connection.vendor == "postgresql":
+        return _insert_new_copy(table, columns, rows)
+    placeholders = ", ".join("%s" for _ in columns)
     received_at = connection.ops.adapt_datetimefield_value(timezone.now())
     inserted: set[str] = set()
     with connection.cursor() as cursor:
@@ -126,6 +127,36 @@ def _insert_new(
                 params,
             )
             inserted.update(row[0] for row in cursor.fetchall())
+    return inserted
+
+
+def _insert_new_copy(table: str, columns: Sequence[str], rows: Sequence[tuple]) -> set[str]:
+    """PostgreSQL: COPY the rows into a session-local staging table, then one
+    `INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING RETURNING event_id`.
+
+    Same result as the multi-row INSERT (duplicates in the batch or already stored are skipped,
+    the ids really inserted come back), at a fraction of the cost: no 7-parameters-per-row
+    statement to build, send and parse. The staging table empties itself at commit, so it must
+    be filled and read in one transaction.
+    """
+    stage = f"{table}_stage"
+    names = ", ".join(columns)
+    received_at = timezone.now()
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        # Kept for the session; re-made if a rolled-back transaction took it away.
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
+            f"SELECT {names} FROM {table} WITH NO DATA"
+        )
+        with cursor.cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO {table} ({names}, received_at) SELECT {names}, %s FROM {stage} "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            [received_at],
+        )
+        inserted = {row[0] for row in cursor.fetchall()}
     return inserted
 
 
