@@ -35,7 +35,7 @@ import heapq
 import io
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -282,31 +282,46 @@ def _finite(value: float | None) -> float | None:
     return value if value is None or math.isfinite(value) else None
 
 
-def _csv_cell(kind: str) -> Callable[[Any], Any]:
+def _csv_cell(kind: str) -> Callable[[Any], Any] | None:
+    """How a value of `kind` is written to CSV; None: as is (csv writes None as empty)."""
     if kind == "timestamp":
-        return lambda v: "" if v is None else _iso(v)
+        return lambda v: None if v is None else _iso(v)
     if kind == "boolean":
-        return lambda v: "" if v is None else ("true" if v else "false")
+        return lambda v: None if v is None else ("true" if v else "false")
     if kind == "float":
-        return lambda v: "" if v is None or not math.isfinite(v) else repr(float(v))
-    return lambda v: "" if v is None else v
+        return _finite
+    return None
 
 
-def _json_value(kind: str) -> Callable[[Any], Any]:
+def _json_value(kind: str) -> Callable[[Any], Any] | None:
     if kind == "timestamp":
         return lambda v: None if v is None else _iso(v)
     if kind == "float":
         return lambda v: None if v is None else _finite(float(v))
-    return lambda v: v
+    return None
+
+
+def _converted(
+    rows: Iterable[tuple[Any, ...]], converters: list[Callable[[Any], Any] | None]
+) -> Iterator[Sequence[Any]]:
+    """Rows with the converters applied to their columns (only where there is one)."""
+    used = [(i, f) for i, f in enumerate(converters) if f is not None]
+    if not used:
+        yield from rows
+        return
+    for row in rows:
+        values = list(row)
+        for i, f in used:
+            values[i] = f(values[i])
+        yield values
 
 
 def _csv_chunks(table: Table) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([c.name for c in table.columns])
-    cells = [_csv_cell(c.kind) for c in table.columns]
-    for row in table.rows:
-        writer.writerow([cell(v) for cell, v in zip(cells, row, strict=True)])
+    for row in _converted(table.rows, [_csv_cell(c.kind) for c in table.columns]):
+        writer.writerow(row)
         if buffer.tell() >= CHUNK_BYTES:
             yield buffer.getvalue().encode()
             buffer.seek(0)
@@ -317,13 +332,12 @@ def _csv_chunks(table: Table) -> Iterator[bytes]:
 def _json_chunks(table: Table) -> Iterator[bytes]:
     """A JSON array of objects, one per line, written as it goes."""
     names = [c.name for c in table.columns]
-    values = [_json_value(c.kind) for c in table.columns]
     shape = table.json_shape
     encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
     parts: list[str] = ["["]
     size, separator = 1, "\n"
-    for row in table.rows:
-        record = {n: f(v) for n, f, v in zip(names, values, row, strict=True)}
+    for row in _converted(table.rows, [_json_value(c.kind) for c in table.columns]):
+        record = dict(zip(names, row, strict=True))
         text = separator + encode(shape(record) if shape else record)
         separator = ",\n"
         parts.append(text)
@@ -370,7 +384,11 @@ class _Drain:
 
 
 def _parquet_chunks(table: Table) -> Iterator[bytes]:
-    """One row group per ROW_GROUP_ROWS rows, yielded as soon as pyarrow has written it."""
+    """One row group per ROW_GROUP_ROWS rows, yielded as soon as pyarrow has written it.
+
+    Rows become Arrow arrays FETCH_ROWS at a time, so Python objects exist for one fetch only
+    while a row group (compact Arrow memory) fills up.
+    """
     import pyarrow as pa  # imported here: the API process pays for it only when exporting
     import pyarrow.parquet as pq
 
@@ -382,27 +400,80 @@ def _parquet_chunks(table: Table) -> Iterator[bytes]:
         "timestamp": pa.timestamp("us", tz="UTC"),
     }
     schema = pa.schema([pa.field(c.name, types[c.kind]) for c in table.columns])
-    floats = [i for i, c in enumerate(table.columns) if c.kind == "float"]
+    kinds = [c.kind for c in table.columns]
     drain = _Drain()
-    writer = pq.ParquetWriter(pa.PythonFile(drain, mode="w"), schema)
+    writer = pq.ParquetWriter(pa.PythonFile(drain, mode="w"), schema, use_dictionary=["variant"])
 
-    def write(batch: list[tuple[Any, ...]]) -> None:
-        columns = [list(values) for values in zip(*batch, strict=True)]
-        for i in floats:
-            columns[i] = [None if v is None else _finite(float(v)) for v in columns[i]]
-        arrays = [pa.array(values, type=f.type) for values, f in zip(columns, schema, strict=True)]
-        writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+    def to_batch(rows: list[tuple[Any, ...]]) -> Any:
+        columns = zip(*rows, strict=True)
+        arrays = [
+            _arrow_array(values, kind, field.type)
+            for values, kind, field in zip(columns, kinds, schema, strict=True)
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     try:
-        batch: list[tuple[Any, ...]] = []
+        batches: list[Any] = []
+        rows: list[tuple[Any, ...]] = []
+        filled = 0
         for row in table.rows:
-            batch.append(row)
-            if len(batch) >= ROW_GROUP_ROWS:
-                write(batch)
-                batch = []
+            rows.append(row)
+            if len(rows) < FETCH_ROWS:
+                continue
+            batches.append(to_batch(rows))
+            filled += len(rows)
+            rows = []
+            if filled >= ROW_GROUP_ROWS:
+                writer.write_table(pa.Table.from_batches(batches, schema=schema))
+                batches, filled = [], 0
                 yield drain.take()
-        if batch:
-            write(batch)
+        if rows:
+            batches.append(to_batch(rows))
+        if batches:
+            writer.write_table(pa.Table.from_batches(batches, schema=schema))
     finally:
         writer.close()
     yield drain.take()
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def _arrow_array(values: tuple[Any, ...], kind: str, arrow_type: Any) -> Any:
+    """An Arrow array built from its buffers (validity bitmap, offsets, data) with numpy.
+
+    Not `pyarrow.array`: it imports pandas whenever pandas is installed (some 40 MB of the
+    export's memory budget) to check whether its input is a pandas object.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(values)
+    valid = np.fromiter((v is not None for v in values), dtype=bool, count=n)
+    nulls = n - int(np.count_nonzero(valid))
+    validity = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+    if kind == "string":
+        encoded = [b"" if v is None else str(v).encode() for v in values]
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in encoded], out=offsets[1:])
+        if offsets[-1] >= 2**31:
+            raise ValueError("a batch of strings over 2 GiB")  # FETCH_ROWS keeps it far below
+        data = [pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(encoded))]
+    elif kind == "boolean":
+        bits = np.fromiter((bool(v) for v in values), dtype=bool, count=n)
+        data = [pa.py_buffer(np.packbits(bits, bitorder="little"))]
+    elif kind == "timestamp":
+        micros = ((v - _EPOCH) // _MICROSECOND if v is not None else 0 for v in values)
+        data = [pa.py_buffer(np.fromiter(micros, dtype=np.int64, count=n))]
+    elif kind == "float":
+        floats = np.fromiter((0.0 if v is None else v for v in values), dtype=float, count=n)
+        finite = np.isfinite(floats)
+        if not finite.all():  # NaN and ±inf are written as missing, as in CSV and JSON
+            valid &= finite
+            nulls = n - int(np.count_nonzero(valid))
+            validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
+        data = [pa.py_buffer(floats)]
+    else:
+        data = [pa.py_buffer(np.fromiter((v or 0 for v in values), dtype=np.int64, count=n))]
+    return pa.Array.from_buffers(arrow_type, n, [validity, *data], null_count=nulls)

@@ -373,16 +373,20 @@ def unit_values_sql(
     params: dict[str, Any] = {"experiment_id": experiment.pk, "multiple": False}
     params.update({f"variant_{i}": key for i, key in enumerate(variant_keys)})
     known = ", ".join(f"%(variant_{i})s" for i in range(len(variant_keys))) or "NULL"
-    units = f"""
-        SELECT e.{col["id"]} AS id, e.{col["unit_id"]} AS unit_id, e.{col["variant"]} AS variant,
-               e.{col["first_exposed_at"]} AS t0
-        FROM {qn(exposure.db_table)} e
-        WHERE e.{col["experiment"]} = %(experiment_id)s
-          AND e.{col["multiple_variants"]} = %(multiple)s
-          AND e.{col["variant"]} IN ({known})
+    # The exposure table is read directly (not through a subquery) and grouped by its primary
+    # key alone, so PostgreSQL knows the other columns follow from it and needs no sort on
+    # the text columns; rows then come in primary-key order.
+    unit_id, t0 = f"u.{col['unit_id']}", f"u.{col['first_exposed_at']}"
+    select = f"SELECT {unit_id}, u.{col['variant']}, {t0}"
+    exposures = f"FROM {qn(exposure.db_table)} u"
+    where = f"""
+        WHERE u.{col["experiment"]} = %(experiment_id)s
+          AND u.{col["multiple_variants"]} = %(multiple)s
+          AND u.{col["variant"]} IN ({known})
     """
+    order = f"ORDER BY u.{col['id']}"
     if not metrics:
-        return f"SELECT u.unit_id, u.variant, u.t0 FROM ({units}) u ORDER BY u.id", params
+        return f"{select} {exposures} {where} {order}", params
 
     names = sorted(
         {m.event for m in metrics} | {m.denominator_event for m in metrics if m.denominator_event}
@@ -396,7 +400,7 @@ def unit_values_sql(
         # The join keeps only outcomes at or after the exposure; the window closes the range.
         window = ""
         if metric.conversion_window_hours is not None:
-            window = f" AND o.ts < {_shifted('u.t0', f'window_{i}', vendor)}"
+            window = f" AND o.ts < {_shifted(t0, f'window_{i}', vendor)}"
         hit = f"o.name = %(event_{i})s{window}"
         aggregation = metric.aggregation
         if aggregation == Aggregation.CONVERSION:
@@ -428,11 +432,12 @@ def unit_values_sql(
     )
     in_names = ", ".join(f"%(name_{i})s" for i in range(len(names)))
     sql = f"""
-        SELECT u.unit_id, u.variant, u.t0, {", ".join(values)}
-        FROM ({units}) u
+        {select}, {", ".join(values)}
+        {exposures}
         LEFT JOIN {outcomes} o
-          ON o.name IN ({in_names}) AND o.unit_id = u.unit_id AND o.ts >= u.t0
-        GROUP BY u.id, u.unit_id, u.variant, u.t0
-        ORDER BY u.id
+          ON o.name IN ({in_names}) AND o.unit_id = {unit_id} AND o.ts >= {t0}
+        {where}
+        GROUP BY u.{col["id"]}
+        {order}
     """
     return sql, params
