@@ -168,3 +168,12 @@ def test_admin_api_key_add__secret_shown_once_stored_hashed(admin_client) -> Non
     assert api_key.scopes == ["assign", "events"]
     secret = text.split("it will not be shown again: ")[1].split("<")[0].strip()
     assert ApiKey.hash(secret) == api_key.hashed_key
+
+
+def test_admin_change_page__links_results_and_export(admin_client) -> None:
+    experiment = make_experiment("linked")
+    page = admin_client.get(f"/admin/experiments/experiment/{experiment.pk}/change/").content
+    assert f"/admin/experiments/experiment/{experiment.pk}/results/".encode() in page
+    export = f"/admin/experiments/experiment/{experiment.pk}/export/".encode()
+    assert export in page
+    assert admin_client.get(export.decode()).status_code == 200
