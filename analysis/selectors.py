@@ -262,6 +262,19 @@ def _metric_sql(
         hits = per_unit_cte.replace("LEFT JOIN", "JOIN").replace(
             "FROM units u", f"FROM ({units_cte}) u"
         )
+        if aggregation == Aggregation.CONVERSION and not with_covariate:
+            # A conversion without covariate is 1 for every unit with an event and needs no
+            # per-unit grouping: an EXISTS, which PostgreSQL runs as a parallel hash semi-join
+            # (no per-unit sort; about 2x faster at 1M units, see docs/benchmarks.md).
+            hits = f"""
+                SELECT u.variant AS variant, CAST(1 AS DOUBLE PRECISION) AS y,
+                       CAST(0 AS DOUBLE PRECISION) AS x, CAST(0 AS DOUBLE PRECISION) AS d
+                FROM ({units_cte}) u
+                WHERE EXISTS (
+                    SELECT 1 FROM {outcomes} o
+                    WHERE {is_event} AND o.unit_id = u.unit_id AND o.ts >= u.t0{upper}
+                )
+            """
         units_n = (
             ""
             if aggregation == Aggregation.MEAN
