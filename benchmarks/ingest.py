@@ -42,7 +42,6 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.assign` impor
 
 from benchmarks.assign import (
     HOST,
-    PYTHON,
     ROOT,
     Server,
     drop_database,
@@ -172,9 +171,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--db-reuse-max",
         type=int,
-        default=0,
-        help="set CELERY_DB_REUSE_MAX in the worker (0: the product's settings, a new "
-        "database connection per task)",
+        default=None,
+        help="CELERY_DB_REUSE_MAX for the worker (default: the product's, 1000; "
+        "0: a new database connection per task)",
     )
     parser.add_argument("--warmup-requests", type=int, default=20)
     parser.add_argument("--drain-timeout", type=float, default=900.0, help="seconds, per round")
@@ -235,23 +234,13 @@ def build_payloads(count: int, batch: int, tag: str) -> tuple[list[bytes], list[
 # --- Processes ----------------------------------------------------------------------------------
 
 
-# Only with --db-reuse-max: the same worker, with Celery's Django fixup told to keep each
-# process's database connection across tasks (by default it closes it before and after each).
-WORKER_WITH_DB_REUSE = """
-import sys
-from config.celery import app
-app.conf.CELERY_DB_REUSE_MAX = int(sys.argv[1])
-app.worker_main(sys.argv[2:])
-"""
-
-
 def start_worker(args: argparse.Namespace, env: dict[str, str]) -> subprocess.Popen:
-    if args.db_reuse_max:
-        head = [str(PYTHON), "-c", WORKER_WITH_DB_REUSE, str(args.db_reuse_max)]
-    else:
-        head = [str(CELERY), "-A", "config"]
+    if args.db_reuse_max is not None:
+        env = {**env, "CELERY_DB_REUSE_MAX": str(args.db_reuse_max)}
     cmd = [
-        *head,
+        str(CELERY),
+        "-A",
+        "config",
         "worker",
         "--pool",
         "prefork",
@@ -462,9 +451,9 @@ def describe_setup(args: argparse.Namespace) -> str:
             "client, gunicorn, Celery, PostgreSQL and Redis all on it",
             f"gunicorn: {workers} workers; Celery: prefork, concurrency {args.concurrency}"
             + (
-                f", CELERY_DB_REUSE_MAX={args.db_reuse_max} (not the product's setting)"
-                if args.db_reuse_max
-                else ", product settings (a database connection per task)"
+                f", CELERY_DB_REUSE_MAX={args.db_reuse_max}"
+                if args.db_reuse_max is not None
+                else ", product settings (connections reused across tasks)"
             )
             + "; "
             f"client: {args.clients} threads (http.client keep-alive)",
