@@ -56,8 +56,8 @@ CONTENT_TYPES = {
 }
 # Rows fetched from the database per round trip, rows per Parquet row group, and the size of
 # the text chunks handed to the response: together they bound the memory of an export.
-FETCH_ROWS = 5_000
-ROW_GROUP_ROWS = 50_000
+FETCH_ROWS = 2_000
+ROW_GROUP_ROWS = 20_000
 CHUNK_BYTES = 256 * 1024
 
 
@@ -391,6 +391,10 @@ def _parquet_chunks(table: Table) -> Iterator[bytes]:
     """
     import pyarrow as pa  # imported here: the API process pays for it only when exporting
     import pyarrow.parquet as pq
+
+    # Arrow's default allocator (mimalloc) keeps freed row groups for reuse; the system one
+    # hands large buffers back, which keeps a long export's peak at one row group.
+    pa.set_memory_pool(pa.system_memory_pool())
 
     types = {
         "string": pa.string(),

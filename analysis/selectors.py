@@ -39,16 +39,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 
 from analysis.models import Snapshot, SnapshotState
-from analysis.stats.inputs import VariantStats
 from events.models import Exposure, Outcome
 from experiments.models import Aggregation, Experiment, Metric
+
+if TYPE_CHECKING:
+    from analysis.stats.inputs import VariantStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,10 @@ def metric_variant_stats(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = {row[0]: row[1:] for row in cursor.fetchall()}
+
+    # Imported here: the statistics package loads scipy, which exports and the dashboard's
+    # cheap reads should not pay for (it is a third of an export process's memory).
+    from analysis.stats.inputs import VariantStats
 
     stats: dict[str, VariantStats] = {}
     for key in variant_keys:
