@@ -5,6 +5,7 @@ With nothing set, Variantlab runs on SQLite with Celery in eager mode so that a 
 the shared config-version stamp) to run on PostgreSQL, Redis and real Celery workers.
 """
 
+import warnings
 from pathlib import Path
 
 import environ
@@ -39,6 +40,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves the admin's, the dashboard's and Swagger UI's static files from the same process,
+    # under gunicorn and under `runserver` with DEBUG off alike (no separate web server needed).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -85,6 +89,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Find static files in the installed apps without a collectstatic step, so the two-command
+# start works; a deployment may still run collectstatic (the Docker image does).
+WHITENOISE_USE_FINDERS = True
+# Without collectstatic, STATIC_ROOT does not exist; the finders above cover it.
+warnings.filterwarnings("ignore", message="No directory at")
 
 # Redis holds the config-version stamp that every web process polls; without it the stamp
 # lives in the database (one indexed read about once a second per process).

@@ -297,3 +297,18 @@ def test_health__healthz_and_readyz__ok(client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"]["database"] is True
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/admin/css/base.css",
+        "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js",
+    ],
+)
+def test_static_files__debug_off__served_by_the_app(client, settings, path) -> None:
+    # The demo and gunicorn run with DEBUG off: the admin and Swagger UI need their assets
+    settings.DEBUG = False
+    response = client.get(path)
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content)
