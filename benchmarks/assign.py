@@ -99,10 +99,12 @@ class Run:
     cpu_us: float  # server CPU (gunicorn master + workers, user + system) per request
 
 
-def main() -> int:
-    args = parse_args()
-    if shutil.which(args.wrk) is None:
-        sys.exit(f"wrk not found ({args.wrk}); on Debian: apt-get install -y wrk")
+def service_env(args: argparse.Namespace) -> tuple[str, str, dict[str, str]]:
+    """The admin database URL, the Redis URL and the environment of the benchmark's processes.
+
+    The processes get their own database and Redis database, nothing from the caller's
+    DJANGO_/CELERY_ settings, and quiet logging.
+    """
     pg_admin = f"postgres://{args.pg_user}@{HOST}:{args.pg_port}/postgres"
     database_url = f"postgres://{args.pg_user}@{HOST}:{args.pg_port}/{args.db_name}"
     redis_url = f"redis://{HOST}:{args.redis_port}/{args.redis_db}"
@@ -114,8 +116,16 @@ def main() -> int:
         "CELERY_BROKER_URL": redis_url,
         "REDIS_URL": redis_url,
         "LOG_LEVEL": "WARNING",
-        "VARIANTLAB_EXPOSURE_FLUSH_SECONDS": str(args.exposure_flush_seconds),
     }
+    return pg_admin, redis_url, env
+
+
+def main() -> int:
+    args = parse_args()
+    if shutil.which(args.wrk) is None:
+        sys.exit(f"wrk not found ({args.wrk}); on Debian: apt-get install -y wrk")
+    pg_admin, redis_url, env = service_env(args)
+    env["VARIANTLAB_EXPOSURE_FLUSH_SECONDS"] = str(args.exposure_flush_seconds)
 
     load = os.getloadavg()[0]
     if load > 0.5:

@@ -50,6 +50,7 @@ from benchmarks.assign import (
     recreate_database,
     redis_flush,
     redis_queue_length,
+    service_env,
     start_gunicorn,
     stop,
 )
@@ -96,18 +97,7 @@ class Round:
 
 def main() -> int:
     args = parse_args()
-    pg_admin = f"postgres://{args.pg_user}@{HOST}:{args.pg_port}/postgres"
-    database_url = f"postgres://{args.pg_user}@{HOST}:{args.pg_port}/{args.db_name}"
-    redis_url = f"redis://{HOST}:{args.redis_port}/{args.redis_db}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_"))},
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DJANGO_DEBUG": "false",
-        "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": redis_url,
-        "REDIS_URL": redis_url,
-        "LOG_LEVEL": "WARNING",
-    }
+    pg_admin, redis_url, env = service_env(args)
     print(f"load average before the run: {fmt_load()}", flush=True)
     print(f"== setup: database {args.db_name}, Redis {redis_url} ==", flush=True)
     recreate_database(pg_admin, args.db_name)
@@ -137,7 +127,7 @@ def main() -> int:
         server.process = start_gunicorn(server, gunicorn_opts, env)
         worker = start_worker(args, env)
         wait_http(server)
-        with psycopg.connect(database_url, autocommit=True) as db:
+        with psycopg.connect(env["DATABASE_URL"], autocommit=True) as db:
             print(describe_setup(args), flush=True)
             # Warm-up: every gunicorn and Celery process connects and imports what it needs.
             warm = post_all(args, server, api_key, warm_bodies)
