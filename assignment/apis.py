@@ -1,17 +1,20 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.renderers import BaseRenderer
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from assignment.selectors import assignment_config
-from assignment.services import unit_assign
+from assignment.engine import Assignment
+from assignment.selectors import AssignmentConfig, assignment_config
+from assignment.services import UnitAssignments, unit_assign
+from experiments.auth import bearer_key, key_identity
 
 
 class AssignmentOutput(serializers.Serializer):
@@ -31,7 +34,14 @@ class AssignmentOutput(serializers.Serializer):
 
 
 class AssignApi(APIView):
-    """Which variant of each experiment a unit gets. Deterministic; no per-unit storage."""
+    """Which variant of each experiment a unit gets. Deterministic; no per-unit storage.
+
+    DRF describes this endpoint (OpenAPI, docs) and answers every unusual request: errors,
+    401/403, other content types or Accept headers. The usual request, a well-formed JSON body
+    from a known key with the `assign` scope, is answered by `_answer_usual` in plain Django,
+    because DRF's per-request machinery cost about as much CPU as assigning ten experiments.
+    Both give the same status, headers and body (tests/unit/api/test_assign_api.py).
+    """
 
     required_scopes = "assign"
 
@@ -43,21 +53,11 @@ class AssignApi(APIView):
         )
         log_exposure = serializers.BooleanField(required=False, default=True)
 
-    def perform_content_negotiation(
-        self, request: Request, force: bool = False
-    ) -> tuple[BaseRenderer, str]:
-        # What DRF's negotiation returns for JSON-only renderers when the client sends no
-        # Accept header (or */* or application/json) and no ?format=, without parsing them.
-        renderers = self.get_renderers()
-        if (
-            len(renderers) == 1
-            and renderers[0].media_type == "application/json"
-            and request.META.get("HTTP_ACCEPT", "*/*") in ("*/*", "application/json")
-            and not request.META.get("QUERY_STRING")
-            and not self.format_kwarg
-        ):
-            return renderers[0], renderers[0].media_type
-        return super().perform_content_negotiation(request, force)
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = _answer_usual(request)
+        if response is None:
+            response = super().dispatch(request, *args, **kwargs)
+        return response
 
     @extend_schema(
         request=InputSerializer,
@@ -78,27 +78,106 @@ class AssignApi(APIView):
             incoming = self.InputSerializer(data=request.data)
             incoming.is_valid(raise_exception=True)
             data = incoming.validated_data
-        result = unit_assign(
-            unit_id=data["unit_id"],
-            attributes=data["attributes"],
-            experiment_keys=data.get("experiments"),
-            log_exposure=data["log_exposure"],
-        )
+        result = _unit_assign(data, assignment_config.get())
         return Response(
             {
                 "unit_id": data["unit_id"],
-                "assignments": {
-                    key: {
-                        "variant": a.variant,
-                        "payload": a.payload,
-                        "in_experiment": a.in_experiment,
-                        "reason": a.reason,
-                    }
-                    for key, a in result.assignments.items()
-                },
+                "assignments": {k: _assignment_json(a) for k, a in result.assignments.items()},
                 "unknown": result.unknown,
             }
         )
+
+
+# Larger bodies are left to DRF, which reads them as a stream (Django's `request.body` refuses
+# bodies over DATA_UPLOAD_MAX_MEMORY_SIZE).
+USUAL_MAX_BODY = 64 * 1024
+
+JSON = "application/json"
+_json_renderer = JSONRenderer()
+
+
+def _answer_usual(request: HttpRequest) -> HttpResponse | None:
+    """The answer DRF would give to a usual /assign request, or None for anything else."""
+    meta = request.META
+    if (
+        request.method != "POST"
+        or request.content_type != JSON
+        or request.content_params not in ({}, {"charset": "utf-8"})
+        or meta.get("HTTP_ACCEPT", "*/*") not in ("*/*", "application/json")
+        or meta.get("QUERY_STRING")
+        or not 0 < _content_length(meta) <= USUAL_MAX_BODY
+    ):
+        return None
+    raw_key = bearer_key(meta.get("HTTP_AUTHORIZATION", ""))
+    identity = key_identity(raw_key) if raw_key else None
+    if identity is None or not identity.allows(AssignApi.required_scopes):
+        return None
+    try:
+        # As DRF's JSONParser: UTF-8, and NaN or Infinity refused.
+        body = json.loads(request.body.decode("utf-8"), parse_constant=_refuse_constant)
+    except ValueError:
+        return None
+    data = _assign_input_fast(body)
+    if data is None:
+        return None
+    config = assignment_config.get()
+    result = _unit_assign(data, config)
+    response = HttpResponse(_answer_json(data["unit_id"], result, config), content_type=JSON)
+    response["Allow"] = "POST, OPTIONS"
+    return response
+
+
+def _content_length(meta: dict[str, Any]) -> int:
+    try:
+        return int(meta.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _unit_assign(data: dict[str, Any], config: AssignmentConfig) -> UnitAssignments:
+    return unit_assign(
+        unit_id=data["unit_id"],
+        attributes=data["attributes"],
+        experiment_keys=data.get("experiments"),
+        log_exposure=data["log_exposure"],
+        config=config,
+    )
+
+
+def _assignment_json(assignment: Assignment) -> dict[str, Any]:
+    return {
+        "variant": assignment.variant,
+        "payload": assignment.payload,
+        "in_experiment": assignment.in_experiment,
+        "reason": assignment.reason,
+    }
+
+
+def _answer_json(unit_id: str, result: UnitAssignments, config: AssignmentConfig) -> bytes:
+    """DRF's JSON rendering of the answer, byte for byte, built from parts rendered once per
+    config version (an ML variant's payload can be large; it never changes within a version)."""
+    rendered = config.rendered_answers
+    parts = []
+    for key, assignment in result.assignments.items():
+        memo_key = (key, assignment.variant, assignment.reason, assignment.in_experiment)
+        part = rendered.get(memo_key)
+        if part is None:
+            # `"key":{...}`: the one-entry object without its braces.
+            part = rendered[memo_key] = _render({key: _assignment_json(assignment)})[1:-1]
+        parts.append(part)
+    return b'{"unit_id":%s,"assignments":{%s},"unknown":%s}' % (
+        _render(unit_id),
+        b",".join(parts),
+        _render(result.unknown),
+    )
+
+
+def _render(data: Any) -> bytes:
+    return _json_renderer.render(data)
 
 
 def _plain_text(value: Any, max_length: int, trimmed: bool = False) -> bool:

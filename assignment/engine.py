@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -166,6 +166,18 @@ class ExperimentConfig:
     layer: tuple[str, float, float] | None  # (layer key, start, end)
     forced: Mapping[str, str]  # unit id -> variant key
     shipped_variant: str | None = None
+    # Derived once per config load rather than on every assignment (the hot path).
+    ranges: tuple[tuple[float, float], ...] = field(init=False, repr=False, compare=False)
+    control: VariantConfig = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        weights = tuple(v.weight for v in self.variants)
+        ranges = tuple(bucket_ranges(len(self.variants), self.coverage, weights))
+        control = next((v for v in self.variants if v.is_control), None)
+        if control is None and self.variants:
+            control = self.variants[0]
+        object.__setattr__(self, "ranges", ranges)
+        object.__setattr__(self, "control", control)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,20 +186,6 @@ class Assignment:
     payload: dict
     in_experiment: bool
     reason: str  # not_running | forced | not_targeted | not_in_layer | not_in_traffic | assigned
-
-
-@lru_cache(maxsize=4096)
-def _cached_ranges(
-    n_variants: int, coverage: float, weights: tuple[float, ...]
-) -> tuple[tuple[float, float], ...]:
-    return tuple(bucket_ranges(n_variants, coverage, weights))
-
-
-def _control(config: ExperimentConfig) -> VariantConfig:
-    for variant in config.variants:
-        if variant.is_control:
-            return variant
-    return config.variants[0]
 
 
 def _variant_named(config: ExperimentConfig, key: str | None) -> VariantConfig | None:
@@ -211,21 +209,18 @@ def assign(config: ExperimentConfig, unit_id: str, attributes: Mapping[str, Any]
         shipped = _variant_named(config, config.shipped_variant)
         if config.status == "stopped" and shipped is not None:
             return _outcome(shipped, "not_running")
-        return _outcome(_control(config), "not_running")
+        return _outcome(config.control, "not_running")
     forced_key = config.forced.get(unit_id) if config.forced else None
     if forced_key is not None:
         forced = _variant_named(config, forced_key)
         if forced is not None:
             return _outcome(forced, "forced")
     if config.condition and not evaluate_condition(config.condition, attributes):
-        return _outcome(_control(config), "not_targeted")
+        return _outcome(config.control, "not_targeted")
     if config.layer is not None and not in_namespace(unit_id, config.layer):
-        return _outcome(_control(config), "not_in_layer")
+        return _outcome(config.control, "not_in_layer")
     point = hash_unit(config.seed, unit_id, config.hash_version)
-    ranges = _cached_ranges(
-        len(config.variants), config.coverage, tuple(v.weight for v in config.variants)
-    )
-    index = -1 if point is None else choose_variant(point, ranges)
+    index = -1 if point is None else choose_variant(point, config.ranges)
     if index == -1:
-        return _outcome(_control(config), "not_in_traffic")
+        return _outcome(config.control, "not_in_traffic")
     return _outcome(config.variants[index], "assigned", in_experiment=True)

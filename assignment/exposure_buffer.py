@@ -1,13 +1,18 @@
-"""Optional in-process batching of /assign exposures (VARIANTLAB_EXPOSURE_FLUSH_SECONDS > 0).
+"""Batching of /assign exposures in each web process (VARIANTLAB_EXPOSURE_FLUSH_SECONDS > 0).
 
-Off by default: each /assign call then publishes its exposures as one Celery task before it
-answers, so an accepted exposure is on the broker. Publishing costs about as much CPU as the
-rest of the request, so a busy service may choose batching instead, as client SDKs do: the
-exposures of many requests are handed to Celery as one task every few hundred milliseconds by
-a background thread, and on a graceful shutdown. The price is the last interval's exposures
-when a web process is killed outright. This is a batch in front of Celery, not a queue: a
-batch the broker refuses is kept for the next tick up to MAX_PENDING exposures, then dropped
-with an error in the log.
+On by default (every 0.2 s). A Celery publish costs about as much CPU as the rest of an
+/assign request (docs/benchmarks.md), so, as client SDKs do, the exposure records of many
+requests are handed to Celery as one task every few hundred milliseconds by a background
+thread, and on a graceful shutdown (SIGTERM, SIGINT: atexit).
+
+What each mode can lose:
+- batched: the last interval's records of a web process killed outright (SIGKILL, OOM). A
+  batch the broker refuses is kept and retried on the next tick, up to MAX_PENDING records,
+  then the oldest are dropped with an error in the log.
+- per request (0): nothing on a kill, since the task is on the broker before the answer; but
+  an exposure the broker refuses is lost (the unit still gets its variant).
+
+This is a batch in front of Celery, not a queue: nothing is stored outside the process.
 """
 
 from __future__ import annotations

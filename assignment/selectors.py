@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.core.serializers.json import DjangoJSONEncoder
 
@@ -22,6 +22,9 @@ class AssignmentConfig:
     running_keys: tuple[str, ...]
     config_body: bytes
     etag: str
+    # /assign's JSON for each (experiment, variant, reason) met so far: payloads are fixed within
+    # one config version, so each is rendered once per version rather than on every request.
+    rendered_answers: dict[tuple, bytes] = field(default_factory=dict, compare=False)
 
 
 def experiment_config_build(experiment: Experiment) -> ExperimentConfig:

@@ -17,7 +17,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from assignment.engine import Assignment, assign
 from assignment.exposure_buffer import ExposureBuffer
-from assignment.selectors import assignment_config
+from assignment.selectors import AssignmentConfig, assignment_config
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +39,12 @@ def unit_assign(
     attributes: Mapping[str, Any],
     experiment_keys: Sequence[str] | None = None,
     log_exposure: bool = True,
+    config: AssignmentConfig | None = None,
 ) -> UnitAssignments:
-    config = assignment_config.get()
+    """Assign the unit in each experiment (all running ones by default) of `config`, the current
+    configuration unless given, and hand its exposures to the workers."""
+    if config is None:
+        config = assignment_config.get()
     keys = config.running_keys if experiment_keys is None else experiment_keys
     assignments: dict[str, Assignment] = {}
     unknown: list[str] = []
@@ -64,55 +68,53 @@ def unit_assign(
 def exposures_enqueue(
     *, unit_id: str, attributes: Mapping[str, Any], assignments: Mapping[str, str]
 ) -> bool:
-    """Hand one request's exposures to the workers: now as one task, or batched when enabled."""
+    """Hand one request's exposures to the workers: now as one task, or batched when enabled.
+
+    One compact record per request (the worker expands it into one exposure event per
+    experiment), so that the web process builds and serializes as little as possible.
+    """
     if not assignments:
         return False
-    now = timezone.now().isoformat()
-    # Each /assign call is one exposure event per experiment: one random id for the request,
-    # so a redelivered task is stored once, as with POST /events.
-    request_id = uuid.uuid4().hex
-    exposures = [
-        {
-            "event_id": f"a-{request_id}-{index}",
-            "experiment": key,
-            "unit_id": unit_id,
-            "variant": variant,
-            "timestamp": now,
-            "attributes": dict(attributes),
-        }
-        for index, (key, variant) in enumerate(assignments.items())
-    ]
+    record = {
+        # One random id per request; the events get `a-<id>-<index>`, so a redelivered task
+        # is stored once, as with POST /events.
+        "request_id": uuid.uuid4().hex,
+        "unit_id": unit_id,
+        "timestamp": timezone.now().isoformat(),
+        "attributes": attributes,
+        "variants": dict(assignments),
+    }
     if settings.VARIANTLAB_EXPOSURE_FLUSH_SECONDS > 0 and not _eager():
-        _buffer().add(exposures)
+        _buffer().add([record])
         return True
-    return exposures_publish(exposures)
+    return exposures_publish([record])
 
 
-def exposures_publish(exposures: list[dict]) -> bool:
-    """Publish exposures as one Celery task. False (and logged) if the broker refused."""
+def exposures_publish(records: list[dict]) -> bool:
+    """Publish /assign exposure records as one Celery task. False (and logged) if the broker
+    refused."""
     from events.tasks import events_ingest_task
 
     try:
-        # argsrepr/kwargsrepr: a short label instead of Celery's saferepr() of every exposure,
+        # argsrepr/kwargsrepr: a short label instead of Celery's saferepr() of every record,
         # which cost more than the rest of the request's assignment work.
         events_ingest_task.apply_async(
-            ({"exposures": exposures, "outcomes": []},),
-            argsrepr=f"(<{len(exposures)} exposures>,)",
+            ({"assignments": records},),
+            argsrepr=f"(<{len(records)} assignment records>,)",
             kwargsrepr="{}",
             producer=_thread_producer(events_ingest_task.app),
         )
     except BrokerError:
         # The unit still gets its variant; losing its exposure is better than failing the app.
-        logger.exception("exposure.enqueue_failed count=%d", len(exposures))
+        logger.exception("exposure.enqueue_failed records=%d", len(records))
         _thread_producer_drop()
         return False
     return True
 
 
 def _eager() -> bool:
-    from config.celery import app
-
-    return bool(app.conf.task_always_eager)
+    # Django's setting, not Celery's app.conf: a lookup there costs ~10 µs on every request.
+    return bool(settings.CELERY_TASK_ALWAYS_EAGER)
 
 
 @cache

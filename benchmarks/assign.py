@@ -198,8 +198,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--exposure-flush-seconds",
         type=float,
-        default=0.0,
-        help="VARIANTLAB_EXPOSURE_FLUSH_SECONDS for the /assign server (0: publish per request)",
+        default=0.2,
+        help="VARIANTLAB_EXPOSURE_FLUSH_SECONDS for the /assign server (default: the service's "
+        "default, 0.2; 0: one Celery publish per request)",
     )
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database after")
     return parser.parse_args()

@@ -162,10 +162,10 @@ SPECTACULAR_SETTINGS = {
 # How often a web process checks the config-version stamp (seconds).
 VARIANTLAB_CONFIG_POLL_SECONDS = env.float("VARIANTLAB_CONFIG_POLL_SECONDS", default=1.0)
 
-# 0 (default): /assign publishes its exposures before answering. > 0: exposures are batched
-# in each web process and published every N seconds (cheaper; a killed process loses the
-# last interval). See assignment/exposure_buffer.py.
-VARIANTLAB_EXPOSURE_FLUSH_SECONDS = env.float("VARIANTLAB_EXPOSURE_FLUSH_SECONDS", default=0.0)
+# > 0 (default 0.2): each web process batches /assign exposures and publishes them as one
+# Celery task every N seconds and on a graceful stop. 0: one task per request, published
+# before answering. See assignment/exposure_buffer.py for what each mode can lose.
+VARIANTLAB_EXPOSURE_FLUSH_SECONDS = env.float("VARIANTLAB_EXPOSURE_FLUSH_SECONDS", default=0.2)
 
 LOGGING = {
     "version": 1,

@@ -53,11 +53,32 @@ def _wire(event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def events_ingest(*, batch: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, int]:
-    """Store one batch; returns how many raw events were new (the rest were replays)."""
+    """Store one batch; returns how many raw events were new (the rest were replays).
+
+    A batch holds `outcomes` and `exposures` (events as POST /events validated them) and/or
+    `assignments`: /assign's compact records, one per request (`assignment_exposures`).
+    """
+    exposures = [*batch.get("exposures", ()), *assignment_exposures(batch.get("assignments", ()))]
     with transaction.atomic():
-        outcomes = _outcomes_insert(batch.get("outcomes", ()))
-        exposures = _exposures_insert(batch.get("exposures", ()))
-    return {"outcomes": outcomes, "exposures": exposures}
+        new_outcomes = _outcomes_insert(batch.get("outcomes", ()))
+        new_exposures = _exposures_insert(exposures)
+    return {"outcomes": new_outcomes, "exposures": new_exposures}
+
+
+def assignment_exposures(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The exposure events of /assign records: one per experiment the unit was assigned in."""
+    return [
+        {
+            "event_id": f"a-{record['request_id']}-{index}",
+            "experiment": experiment,
+            "unit_id": record["unit_id"],
+            "variant": variant,
+            "timestamp": record["timestamp"],
+            "attributes": record["attributes"],
+        }
+        for record in records
+        for index, (experiment, variant) in enumerate(record["variants"].items())
+    ]
 
 
 def _timestamp(value: str | datetime) -> datetime:

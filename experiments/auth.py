@@ -50,18 +50,30 @@ def _fresh_key(hashed: str) -> ApiKeyIdentity | None:
     return identity
 
 
+def key_identity(raw_key: str) -> ApiKeyIdentity | None:
+    """The active key with this secret, or None."""
+    from experiments.models import ApiKey
+
+    hashed = ApiKey.hash(raw_key)
+    return active_keys.get().get(hashed) or _fresh_key(hashed)
+
+
+def bearer_key(header: str) -> str | None:
+    """The key of an `Authorization: Bearer <key>` header, or None if it has another form."""
+    scheme, _, raw_key = header.partition(" ")
+    raw_key = raw_key.strip()
+    return raw_key if scheme.lower() == "bearer" and raw_key else None
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[ApiKeyIdentity, ApiKeyIdentity] | None:
-        from experiments.models import ApiKey
-
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
-        scheme, _, raw_key = header.partition(" ")
-        if scheme.lower() != "bearer" or not raw_key.strip():
+        raw_key = bearer_key(header)
+        if raw_key is None:
             raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api key>'.")
-        hashed = ApiKey.hash(raw_key.strip())
-        identity = active_keys.get().get(hashed) or _fresh_key(hashed)
+        identity = key_identity(raw_key)
         if identity is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         return identity, identity

@@ -52,11 +52,12 @@ def _celery_mode(request: pytest.FixtureRequest):
 
     from config.celery import app as celery_app
 
-    eager = request.node.get_closest_marker("integration") is None
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = eager or not settings.CELERY_BROKER_URL
+    integration = request.node.get_closest_marker("integration") is not None
+    eager = not integration or not settings.CELERY_BROKER_URL
+    previous = celery_app.conf.task_always_eager, settings.CELERY_TASK_ALWAYS_EAGER
+    celery_app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER = eager
     yield
-    celery_app.conf.task_always_eager = previous
+    celery_app.conf.task_always_eager, settings.CELERY_TASK_ALWAYS_EAGER = previous
 
 
 def _django_ready() -> bool:

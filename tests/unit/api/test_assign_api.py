@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from growthbook import Experiment as GBExperiment
 from growthbook import GrowthBook
 
+from assignment.apis import AssignApi
 from assignment.engine import bucket_ranges, choose_variant, hash_unit, in_namespace
 from events.models import Exposure
 from experiments import services
@@ -158,6 +161,54 @@ def test_assign__malformed_json_or_wrong_content_type__4xx_error_shape(api) -> N
     )
     assert form.status_code == 415
     assert form.json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_assign__usual_request__answered_outside_drf_with_drf_identical_answer(
+    api, monkeypatch
+) -> None:
+    # Given payloads with non-ASCII text and a U+2028 (which DRF's renderer escapes), a
+    # three-armed experiment, a paused one and a forced unit
+    make_experiment(
+        "ranker",
+        variants=[
+            {"key": "control", "weight": 0.5, "is_control": True, "payload": {"m": "é\u2028"}},
+            {"key": "treatment", "weight": 0.5, "payload": {"m": "v2", "w": [1.5, None]}},
+        ],
+        forced_assignments={"qa-1": "treatment"},
+    )
+    make_experiment(
+        "recs",
+        variants=[
+            {"key": "a", "weight": 0.34, "is_control": True, "payload": {}},
+            {"key": "b", "weight": 0.33, "payload": {"k": 1}},
+            {"key": "c", "weight": 0.33, "payload": {"k": 2}},
+        ],
+    )
+    services.experiment_pause(experiment=make_experiment("paused"))
+    bodies = [
+        {"unit_id": unit_id, "attributes": {"plan": "pro"}, "log_exposure": False}
+        for unit_id in ["u-1", "qa-1", "ünï-☃-𝄞", "line\u2028sep", 'quote"back\\slash']
+    ]
+    bodies.append({"unit_id": "u-2", "experiments": ["recs", "nope", "paused"]})
+    for body in bodies:
+        # When the same request is sent in the usual form and in a form only DRF answers
+        # (a charset parameter the fast path leaves to DRF)
+        drf = api.post(
+            "/api/v1/assign", json.dumps(body), content_type="application/json; charset=UTF-8"
+        )
+        with monkeypatch.context() as patched:
+            patched.setattr(AssignApi, "initial", _drf_must_not_run)
+            usual = assign(api, **body)
+        # Then both answers are the same, byte for byte
+        assert usual.status_code == drf.status_code == 200
+        assert usual.content == drf.content
+        for header in ("Content-Type", "Allow"):
+            assert usual[header] == drf[header]
+        assert usual.json()["unit_id"] == body["unit_id"]
+
+
+def _drf_must_not_run(*args, **kwargs) -> None:
+    raise AssertionError("the usual /assign request went through DRF")
 
 
 def test_assign__unit_id_of_256_chars__accepted(api) -> None:

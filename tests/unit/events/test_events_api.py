@@ -13,6 +13,7 @@ import pytest
 from assignment.engine import assign as engine_assign
 from assignment.selectors import experiment_config_build
 from events.models import Exposure, ExposureEvent, Outcome
+from events.tasks import events_ingest_task
 from tests.factories import make_experiment
 
 pytestmark = pytest.mark.django_db
@@ -213,3 +214,29 @@ def test_assign_exposures__go_through_the_event_pipeline(make_api_client) -> Non
     client.post("/api/v1/assign", {"unit_id": "u-1"}, format="json")
     assert ExposureEvent.objects.filter(unit_id="u-1").count() == 2
     assert Exposure.objects.get(unit_id="u-1").exposure_count == 2
+
+
+def test_assign_record__replayed_task__one_event_per_experiment_stored_once() -> None:
+    # Given the compact record /assign publishes for a unit assigned in two experiments
+    make_experiment("ranker")
+    make_experiment("recs")
+    record = {
+        "request_id": "0" * 32,
+        "unit_id": "u-9",
+        "timestamp": "2026-03-01T12:00:00+00:00",
+        "attributes": {"country": "FR"},
+        "variants": {"ranker": "control", "recs": "treatment"},
+    }
+    # When its task is delivered twice (a worker died before acknowledging it)
+    events_ingest_task.delay({"assignments": [record]})
+    events_ingest_task.delay({"assignments": [record]})
+    # Then each experiment has one exposure event, with the record's time and attributes
+    stored = {
+        e.experiment.key: e
+        for e in ExposureEvent.objects.select_related("experiment").filter(unit_id="u-9")
+    }
+    assert {k: e.variant for k, e in stored.items()} == record["variants"]
+    assert {e.event_id for e in stored.values()} == {f"a-{'0' * 32}-0", f"a-{'0' * 32}-1"}
+    assert all(e.attributes == {"country": "FR"} for e in stored.values())
+    assert all(e.timestamp == datetime(2026, 3, 1, 12, tzinfo=UTC) for e in stored.values())
+    assert Exposure.objects.get(unit_id="u-9", experiment__key="recs").exposure_count == 1
