@@ -13,6 +13,8 @@ What it does, all against 127.0.0.1:
    exposure logging on), warms both up, then runs alternating rounds and reports the medians;
 5. counts the exposure tasks that reached the broker, then empties Redis db 14 again.
 
+Exposures are logged as the service does by default: each web process publishes its batch of
+records as one Celery task every 0.2 s (`--exposure-flush-seconds 0`: one task per request).
 No Celery worker runs: the exposure tasks only queue up in Redis, which is what the web process
 pays for (publishing through Celery/kombu); their processing is measured elsewhere.
 """
@@ -441,6 +443,12 @@ def report(args: argparse.Namespace, results: dict[str, list[Run]], queued: int)
     print(f"{'bare':8s} {b_rps:8.0f} {b_p50:8.2f} {b_p99:8.2f} {b_cpu:11.0f}")
     print(f"ratio assign/bare throughput: {ratio:.2f} (target >= {TARGET_RATIO:.2f})")
     print(f"assign p99: {a_p99:.2f} ms (target < {TARGET_P99_MS:.0f} ms)")
+    # Little's law for a closed loop: each connection has one request in flight, so the mean
+    # latency is connections / throughput whatever the endpoint does.
+    print(
+        f"closed-loop mean latency, connections / req/s: assign "
+        f"{1000 * args.connections / a_rps:.2f} ms, bare {1000 * args.connections / b_rps:.2f} ms"
+    )
     print(
         f"exposure tasks queued in Redis (no worker): {queued} "
         f"(measured rounds sent {assign_requests} /assign requests, plus warm-up)"
@@ -450,10 +458,14 @@ def report(args: argparse.Namespace, results: dict[str, list[Run]], queued: int)
         "CPU us/req: gunicorn master + workers, user + system, per request (wrk, Redis and any "
         "other load on the machine excluded)"
     )
-    met = ratio >= TARGET_RATIO and a_p99 < TARGET_P99_MS and errors == 0
+    throughput_met = ratio >= TARGET_RATIO and errors == 0
+    p99_met = a_p99 < TARGET_P99_MS and errors == 0
     note = " (log_exposure false: not the target's configuration)" if args.no_exposure else ""
-    print(f"verdict: target {'MET' if met else 'MISSED'}{note}")
-    return 0 if met else 1
+    print(
+        f"verdict: throughput target {'MET' if throughput_met else 'MISSED'}, "
+        f"p99 target {'MET' if p99_met else 'MISSED'}{note}"
+    )
+    return 0 if throughput_met and p99_met else 1
 
 
 if __name__ == "__main__":
