@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 
 import pytest
@@ -126,3 +127,32 @@ def test_buffered_exposures__gunicorn_and_worker__all_stored_after_graceful_stop
     server.stop()  # SIGTERM: the worker process flushes what it still holds
     # Then every exposure reaches the database through the Celery worker
     assert wait_until(lambda: Exposure.objects.count() == 61, timeout=30), Exposure.objects.count()
+
+
+def test_batched_exposures__broker_down_then_back__kept_and_all_stored(
+    raw_key, own_redis, web_server, workers
+) -> None:
+    # Given gunicorn (default: exposures batched every 0.2 s) and a worker on a Redis of the
+    # test's own
+    broker = {
+        "CELERY_BROKER_URL": own_redis.url,
+        "REDIS_URL": own_redis.url,
+        "CELERY_VISIBILITY_TIMEOUT": "5",
+    }
+    make_experiment("ranker")
+    server = web_server(workers=1, extra_env=broker)
+    workers("w", extra_env=broker).start()
+    for i in range(20):
+        http_assign(server.url, raw_key, f"up-{i}", log_exposure=True)
+    assert wait_until(lambda: Exposure.objects.count() == 20, timeout=30)
+    # When Redis stops, units keep being assigned, and Redis comes back
+    own_redis.stop()
+    answers = [http_assign(server.url, raw_key, f"down-{i}", log_exposure=True) for i in range(30)]
+    time.sleep(1)  # several flush ticks find the broker down
+    own_redis.start()
+    # Then every unit got its variant while Redis was down, and no exposure was lost
+    assert all(a["ranker"]["reason"] == "assigned" for a in answers)
+    assert wait_until(lambda: Exposure.objects.count() == 50, timeout=60, interval=0.5), (
+        Exposure.objects.count()
+    )
+    assert Exposure.objects.filter(unit_id__startswith="down-").count() == 30
