@@ -14,12 +14,25 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analysis.selectors import latest_snapshot
-from analysis.services import snapshot_request
-from analysis.stats import StatsInputError, analyze, obrien_fleming_boundaries, variants_from_dicts
+from analysis.services import results_json, snapshot_request
+from analysis.stats import (
+    CORRECTIONS,
+    METRIC_TYPES,
+    StatsInputError,
+    VariantStats,
+    obrien_fleming_boundaries,
+    variants_from_dicts,
+)
+from analysis.stats.decisions import DecisionSettings, MetricInput, check_settings, decide_look
 from experiments.errors import NotFoundError, ServiceError
 from experiments.models import Experiment
 
 MAX_LOOKS = 100
+MAX_HISTORY = 2000
+RUNNING_INTERSECTION_NOTE = (
+    "The always-valid interval is the intersection of every look's interval so far, so it "
+    "can be narrower than the interval recomputed from the latest look alone."
+)
 
 
 def _invalid(fields: dict[str, str]) -> ServiceError:
@@ -31,8 +44,49 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+STATS_OPTIONS = (
+    "alpha",
+    "sequential_tuning",
+    "planned_sample_size",
+    "planned_looks",
+    "correction",
+    "min_units_per_variant",
+    "srm_threshold",
+)
+
+
+def _settings(body: dict[str, Any], method: Any) -> DecisionSettings:
+    options: dict[str, Any] = {}
+    for key in STATS_OPTIONS:
+        value = body.get(key)
+        if value is None:
+            continue
+        if key == "correction":
+            if value not in CORRECTIONS:
+                raise _invalid({key: f"must be one of {', '.join(CORRECTIONS)}"})
+        elif not _number(value):
+            raise _invalid({key: "must be a number"})
+        elif key in ("planned_sample_size", "planned_looks", "min_units_per_variant") and (
+            value != int(value)
+        ):
+            raise _invalid({key: "must be a whole number"})
+        options[key] = int(value) if key in ("planned_looks", "min_units_per_variant") else value
+    if method not in ("fixed", "sequential", "group_sequential"):
+        raise _invalid({"method": "must be fixed, sequential or group_sequential"})
+    settings = DecisionSettings(method=method, **options)
+    try:
+        check_settings(settings)
+    except StatsInputError as error:
+        raise _invalid(error.fields) from error
+    return settings
+
+
 class StatsApi(APIView):
-    """POST /stats: compare variants (first = control) from n, sums and sums of squares."""
+    """POST /stats: compare variants (first = control) from n, sums and sums of squares.
+
+    With ``looks`` (earlier cumulative looks, oldest first) the decision rule runs across all
+    of them exactly as it does across an experiment's snapshots (CONTRACT §8.5).
+    """
 
     required_scopes = "read"
 
@@ -45,6 +99,15 @@ class StatsApi(APIView):
                 "alpha": serializers.FloatField(default=0.05),
                 "sequential_tuning": serializers.IntegerField(required=False),
                 "variants": serializers.ListField(child=serializers.DictField()),
+                "looks": serializers.ListField(
+                    child=serializers.ListField(child=serializers.DictField()), required=False
+                ),
+                "planned_sample_size": serializers.IntegerField(required=False),
+                "planned_looks": serializers.IntegerField(required=False),
+                "min_units_per_variant": serializers.IntegerField(required=False),
+                "correction": serializers.ChoiceField(["holm", "bh", "none"], required=False),
+                "direction": serializers.ChoiceField(["increase", "decrease"], required=False),
+                "cuped": serializers.BooleanField(required=False),
                 "expected_weights": serializers.ListField(
                     child=serializers.FloatField(), required=False
                 ),
@@ -59,6 +122,9 @@ class StatsApi(APIView):
         variants = body.get("variants")
         if not isinstance(variants, list) or len(variants) < 2:
             raise _invalid({"variants": "a list of at least two variants (control first)"})
+        history = body.get("looks") or []
+        if not isinstance(history, list) or len(history) > MAX_HISTORY:
+            raise _invalid({"looks": f"a list of at most {MAX_HISTORY} earlier looks"})
         weights = body.get("expected_weights")
         if weights is not None:
             if not isinstance(weights, list) or not all(_number(w) for w in weights):
@@ -69,34 +135,58 @@ class StatsApi(APIView):
                 raise _invalid(
                     {"expected_weights": f"must sum to 1 (they sum to {sum(weights):g})"}
                 )
-        options = {
-            key: body[key]
-            for key in (
-                "alpha",
-                "sequential_tuning",
-                "direction",
-                "correction",
-                "cuped",
-                "look",
-                "planned_looks",
-                "information_fractions",
-                "srm_threshold",
-            )
-            if body.get(key) is not None
-        }
+        metric_type = body.get("metric_type")
+        if metric_type not in METRIC_TYPES:
+            raise _invalid({"metric_type": f"must be one of {', '.join(METRIC_TYPES)}"})
+        direction = body.get("direction", "increase")
+        if direction not in ("increase", "decrease"):
+            raise _invalid({"direction": "must be increase or decrease"})
+        cuped = body.get("cuped", True)
+        if not isinstance(cuped, bool):
+            raise _invalid({"cuped": "must be true or false"})
+        settings = _settings(body, body.get("method", "sequential"))
+        looks: list[list[VariantStats]] = []
+        for index, look in enumerate([*history, variants]):
+            prefix = "variants" if index == len(history) else f"looks[{index}]"
+            if not isinstance(look, list) or len(look) != len(variants):
+                raise _invalid({prefix: "a list with one entry per variant, like variants"})
+            try:
+                looks.append(variants_from_dicts(look))
+            except StatsInputError as error:
+                fields = {k.replace("variants", prefix, 1): v for k, v in error.fields.items()}
+                raise _invalid(fields) from error
+        state = None
+        result = None
         try:
-            result = analyze(
-                body.get("metric_type"),
-                body.get("method", "sequential"),
-                variants_from_dicts(variants),
-                expected_weights=weights,
-                **options,
-            )
+            for look in looks:
+                metric = MetricInput(
+                    key="metric",
+                    metric_type=metric_type,
+                    variants=tuple(look),
+                    direction=direction,
+                    cuped=cuped,
+                )
+                result, state = decide_look(settings, [metric], state, expected_weights=weights)
         except StatsInputError as error:
             raise _invalid(error.fields) from error
-        except TypeError as error:  # a value of the wrong JSON type, e.g. alpha: "x"
-            raise _invalid({"body": str(error)}) from error
-        return Response(result.to_dict())
+        assert result is not None
+        answer = results_json(result)
+        metric_result = answer.pop("metrics")[0]
+        answer.pop("guardrail_status")
+        answer.pop("guardrail_alerts")
+        answer.update(
+            {
+                "metric_type": metric_type,
+                "cuped": metric_result["cuped"],
+                "variants": metric_result["variants"],
+                "comparisons": metric_result["comparisons"],
+                "notes": metric_result["notes"],
+                "sequential_tuning": settings.tuning if settings.method == "sequential" else None,
+            }
+        )
+        if settings.method == "sequential" and looks:
+            answer["interval_note"] = RUNNING_INTERSECTION_NOTE
+        return Response(answer)
 
 
 class BoundariesApi(APIView):

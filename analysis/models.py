@@ -33,6 +33,8 @@ class Snapshot(models.Model):
     results = models.JSONField(null=True, blank=True)
     guardrail_alert = models.BooleanField(default=False)
     srm_flagged = models.BooleanField(default=False)
+    # What the decision rule carries to the next snapshot (analysis.stats.decisions).
+    decision_state = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-requested_at", "-id"]
@@ -72,6 +74,15 @@ class SnapshotComparison(models.Model):
     significant = models.BooleanField(default=False)
     decision = models.CharField(max_length=20)
     looks = models.PositiveIntegerField(default=1)
+    adjusted_low = models.FloatField(null=True)
+    adjusted_high = models.FloatField(null=True)
+    effective_alpha = models.FloatField(null=True)
+    harm = models.BooleanField(null=True)
+    reason = models.CharField(max_length=50, blank=True)
+    # This look's own estimate, so its intervals can be recomputed (CONTRACT §8.1).
+    look_effect = models.FloatField(null=True)
+    look_variance = models.FloatField(null=True)
+    look_total_units = models.PositiveIntegerField(null=True)
 
     class Meta:
         indexes = [models.Index(fields=["snapshot", "metric", "variant"])]

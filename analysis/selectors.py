@@ -53,6 +53,9 @@ if TYPE_CHECKING:
     from analysis.stats.inputs import VariantStats
 
 
+_SKEWED = (Aggregation.SUM, Aggregation.MEAN, Aggregation.COUNT)
+
+
 @dataclass(frozen=True, slots=True)
 class ExposureDay:
     """Units first exposed on one UTC day in one variant."""
@@ -105,7 +108,7 @@ def metric_variant_stats(
 
     stats: dict[str, VariantStats] = {}
     for key in variant_keys:
-        n, sy, syy, sx, sxx, sxy, sd, sdd, smd = rows.get(key, (0,) + (0.0,) * 8)
+        n, sy, syy, sx, sxx, sxy, sd, sdd, smd, syyy = rows.get(key, (0,) + (0.0,) * 9)
         stats[key] = VariantStats(
             key=key,
             n=int(n),
@@ -116,6 +119,8 @@ def metric_variant_stats(
             cross_sum=_float(smd if is_ratio else sxy) if (is_ratio or with_covariate) else None,
             denominator_sum=_float(sd) if is_ratio else None,
             denominator_sum_squares=_float(sdd) if is_ratio else None,
+            # Skewness (the heavy-tail rule) matters for unbounded values, not for 0/1.
+            sum_cubes=_float(syyy) if metric.aggregation in _SKEWED else None,
         )
     return stats
 
@@ -256,7 +261,7 @@ def _metric_sql(
     analysed = "WHERE y IS NOT NULL" if aggregation == Aggregation.MEAN else ""
     totals = (
         "SUM(y) AS sy, SUM(y * y) AS syy, SUM(x) AS sx, SUM(x * x) AS sxx, SUM(x * y) AS sxy,"
-        " SUM(d) AS sd, SUM(d * d) AS sdd, SUM(y * d) AS syd"
+        " SUM(d) AS sd, SUM(d * d) AS sdd, SUM(y * d) AS syd, SUM(y * y * y) AS syyy"
     )
     percentile = metric.winsorize_percentile
     if percentile is None or aggregation == Aggregation.CONVERSION:
@@ -284,14 +289,14 @@ def _metric_sql(
         units_n = (
             ""
             if aggregation == Aggregation.MEAN
-            else "UNION ALL SELECT variant, COUNT(*), 0, 0, 0, 0, 0, 0, 0, 0"
+            else "UNION ALL SELECT variant, COUNT(*), 0, 0, 0, 0, 0, 0, 0, 0, 0"
             f" FROM ({units_cte}) u GROUP BY variant"
         )
         hits_n = "COUNT(*)" if aggregation == Aggregation.MEAN else "0"
         sql = f"""
             WITH hits AS ({hits})
             SELECT variant, SUM(n), SUM(sy), SUM(syy), SUM(sx), SUM(sxx), SUM(sxy), SUM(sd),
-                   SUM(sdd), SUM(syd)
+                   SUM(sdd), SUM(syd), SUM(syyy)
             FROM (
                 SELECT variant, {hits_n} AS n, {totals} FROM hits {analysed} GROUP BY variant
                 {units_n}

@@ -8,7 +8,6 @@ stores the results with one row per comparison for the charts.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import Any
 
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
@@ -16,17 +15,15 @@ from django.utils import timezone
 
 from analysis.models import ACTIVE_STATES, Snapshot, SnapshotComparison, SnapshotState
 from analysis.selectors import exposure_diagnostics, metric_variant_stats
-from analysis.stats import (
-    AnalysisResult,
-    Comparison,
-    SequentialState,
-    StatsInputError,
-    analyze,
-    correct_comparisons,
-    sample_ratio_mismatch,
-    sequential_state_update,
+from analysis.stats.decisions import (
+    DEFAULT_PLANNED_LOOKS,
+    DecisionSettings,
+    DecisionState,
+    LookResult,
+    MetricInput,
+    decide_look,
 )
-from experiments.models import Aggregation, Experiment, ExperimentMetric, Method, Role, Status
+from experiments.models import Aggregation, Experiment, Status
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +34,8 @@ METRIC_TYPE = {
     Aggregation.MEAN: "mean",
     Aggregation.RATIO: "ratio",
 }
+# Unbounded per-unit values: wait for each arm to reach 355·skewness² units before deciding.
+HEAVY_TAIL_GATED = (Aggregation.SUM, Aggregation.MEAN)
 
 
 def snapshot_request(*, experiment: Experiment) -> Snapshot:
@@ -91,7 +90,7 @@ def snapshot_compute(*, snapshot_id: int) -> Snapshot | None:
         return None  # another worker owns it, or it is finished: a replay changes nothing
     snapshot = Snapshot.objects.select_related("experiment").get(pk=snapshot_id)
     try:
-        results, rows = _analyse(snapshot)
+        results, rows, state = _analyse(snapshot)
     except (OperationalError, InterfaceError):
         # The database blinked: put the snapshot back so the task's retry can claim it again.
         Snapshot.objects.filter(pk=snapshot_id).update(state=SnapshotState.QUEUED)
@@ -108,6 +107,7 @@ def snapshot_compute(*, snapshot_id: int) -> Snapshot | None:
         snapshot.state = SnapshotState.DONE
         snapshot.computed_at = timezone.now()
         snapshot.srm_flagged = results["srm"]["flagged"]
+        snapshot.decision_state = state.to_json()
         snapshot.guardrail_alert = bool(results["guardrail_alerts"])
         snapshot.results["computed_at"] = snapshot.computed_at.isoformat()
         snapshot.save()
@@ -116,6 +116,7 @@ def snapshot_compute(*, snapshot_id: int) -> Snapshot | None:
 
 
 def _maybe_auto_pause(snapshot: Snapshot) -> None:
+    """Only the always-valid harm test may act (CONTRACT §8.1), never a fixed p-value."""
     experiment = snapshot.experiment
     if snapshot.guardrail_alert and experiment.auto_pause_on_guardrail:
         from experiments.services import experiment_pause
@@ -126,177 +127,144 @@ def _maybe_auto_pause(snapshot: Snapshot) -> None:
             logger.warning("experiment.auto_paused key=%s guardrail", experiment.key)
 
 
-def _previous_states(experiment: Experiment) -> dict[tuple[str, str], SequentialState]:
+def decision_settings(experiment: Experiment) -> DecisionSettings:
+    return DecisionSettings(
+        method=experiment.method,
+        alpha=experiment.alpha,
+        sequential_tuning=experiment.sequential_tuning,
+        planned_sample_size=experiment.planned_sample_size,
+        planned_looks=experiment.planned_looks or DEFAULT_PLANNED_LOOKS,
+        correction=experiment.correction,
+        min_units_per_variant=experiment.min_units_per_variant,
+        guardrail_alpha=experiment.guardrail_alpha,
+        srm_threshold=experiment.srm_threshold,
+    )
+
+
+def _previous_state(experiment: Experiment) -> DecisionState | None:
     previous = (
         Snapshot.objects.filter(experiment=experiment, state=SnapshotState.DONE)
         .order_by("-computed_at", "-id")
+        .values_list("decision_state", flat=True)
         .first()
     )
-    if previous is None:
-        return {}
-    return {
-        (row.metric, row.variant): SequentialState(
-            looks=row.looks,
-            p_value=row.p_value,
-            absolute_ci=_pair(row.absolute_low, row.absolute_high),
-            relative_ci=_pair(row.relative_low, row.relative_high),
-        )
-        for row in previous.comparisons.all()
-    }
+    return None if previous is None else DecisionState.from_json(previous)
 
 
-def _pair(low: float | None, high: float | None) -> tuple[float, float] | None:
-    return None if low is None or high is None else (low, high)
-
-
-def _analyse(snapshot: Snapshot) -> tuple[dict[str, Any], list[SnapshotComparison]]:
+def _analyse(snapshot: Snapshot) -> tuple[dict[str, Any], list[SnapshotComparison], DecisionState]:
     experiment = snapshot.experiment
     variants = sorted(experiment.variants.all(), key=lambda v: (not v.is_control, v.position))
     keys = [v.key for v in variants]
     weights = [v.weight for v in variants]
     diagnostics = exposure_diagnostics(experiment=experiment)
     observed = {key: diagnostics.units_by_variant.get(key, 0) for key in keys}
-    srm = sample_ratio_mismatch(observed, weights, experiment.srm_threshold)
-    looks_done = Snapshot.objects.filter(experiment=experiment, state=SnapshotState.DONE).count()
-    previous = _previous_states(experiment) if experiment.method == Method.SEQUENTIAL else {}
 
-    analysed: list[tuple[ExperimentMetric, AnalysisResult]] = []
-    for link in experiment.metrics.select_related("metric"):
+    links = list(experiment.metrics.select_related("metric"))
+    inputs: list[MetricInput] = []
+    for link in links:
         metric = link.metric
         cuped = experiment.cuped and metric.cuped_lookback_days > 0
         stats = metric_variant_stats(experiment=experiment, metric=metric, cuped=cuped)
-        options: dict[str, Any] = {}
-        if experiment.method == Method.GROUP_SEQUENTIAL:
-            planned = experiment.planned_looks or 5
-            options = {"look": min(looks_done + 1, planned), "planned_looks": planned}
-        try:
-            result = analyze(
-                METRIC_TYPE[metric.aggregation],
-                experiment.method,
-                [stats[key] for key in keys],
-                alpha=experiment.alpha,
-                sequential_tuning=experiment.sequential_tuning or experiment.planned_sample_size,
-                expected_weights=weights,
-                srm_threshold=experiment.srm_threshold,
-                cuped=cuped,
+        inputs.append(
+            MetricInput(
+                key=metric.key,
+                metric_type=METRIC_TYPE[metric.aggregation],
+                variants=tuple(stats[key] for key in keys),
+                role=link.role,
                 direction=metric.direction,
-                correction="none",
-                **options,
+                cuped=cuped,
+                harm_margin=link.harm_margin,
+                gate_heavy_tail=metric.aggregation in HEAVY_TAIL_GATED,
             )
-        except StatsInputError as error:
-            logger.error("snapshot.metric_skipped metric=%s error=%s", metric.key, error)
-            continue
-        analysed.append((link, result))
-
-    states: dict[tuple[str, str], SequentialState] = {}
-    reported: dict[tuple[str, str], Comparison] = {}
-    for link, result in analysed:
-        for comparison in result.comparisons:
-            key = (link.metric.key, comparison.variant)
-            if experiment.method == Method.SEQUENTIAL:
-                state = sequential_state_update(
-                    previous.get(key),
-                    comparison.p_value,
-                    comparison.absolute_ci,
-                    comparison.relative_ci,
-                )
-                states[key] = state
-                comparison = replace(
-                    comparison,
-                    p_value=state.p_value,
-                    absolute_ci=state.absolute_ci,
-                    relative_ci=state.relative_ci,
-                    reason=comparison.reason or state.reason,
-                )
-            reported[key] = comparison
-
-    # Holm/BH over primary and secondary metrics × treatments; guardrails are judged alone.
-    families = {
-        "main": [
-            k
-            for (link, r) in analysed
-            if link.role != Role.GUARDRAIL
-            for k in [(link.metric.key, c.variant) for c in r.comparisons]
-        ],
-        "guardrail": [
-            k
-            for (link, r) in analysed
-            if link.role == Role.GUARDRAIL
-            for k in [(link.metric.key, c.variant) for c in r.comparisons]
-        ],
-    }
-    for name, family in families.items():
-        correction = experiment.correction if name == "main" else "none"
-        corrected = correct_comparisons(
-            [reported[k] for k in family], correction, experiment.alpha
         )
-        reported.update(zip(family, corrected, strict=True))
-
-    raw_p = {
-        (link.metric.key, c.variant): c.p_value for link, r in analysed for c in r.comparisons
-    }
-    metrics_json, rows, alerts = [], [], []
-    for link, result in analysed:
-        comparisons = [reported[(link.metric.key, c.variant)] for c in result.comparisons]
-        units = {v.variant: v.units for v in result.variants}
-        for c in comparisons:
-            if link.role == Role.GUARDRAIL and c.decision == "loss":
-                alerts.append({"metric": link.metric.key, "variant": c.variant})
-            rows.append(_row(snapshot, link, c, units, raw_p, states))
-        metrics_json.append(
-            {
-                "metric": link.metric.key,
-                "name": link.metric.name or link.metric.key,
-                "aggregation": link.metric.aggregation,
-                "direction": link.metric.direction,
-                "role": link.role,
-                "cuped": result.cuped,
-                "variants": [v.to_dict() for v in result.variants],
-                "comparisons": [c.to_dict() for c in comparisons],
-                "notes": list(result.notes),
-            }
-        )
-    results = {
-        "experiment": experiment.key,
-        "snapshot_id": snapshot.pk,
-        "computed_at": None,
-        "method": experiment.method,
-        "alpha": experiment.alpha,
-        "correction": experiment.correction,
-        "srm": srm.to_dict(),
-        "diagnostics": {
-            "units_by_variant": diagnostics.units_by_variant,
-            "multiple_variant_units": diagnostics.multiple_variant_units,
-            "mismatched_exposures": diagnostics.mismatched_exposures,
-            "exposures_by_day": [
-                {"date": d.date.isoformat(), "variant": d.variant, "units": d.units}
-                for d in diagnostics.exposures_by_day
-            ],
-        },
-        "metrics": metrics_json,
-        "guardrail_alerts": alerts,
-        "planned_sample_size": experiment.planned_sample_size,
-        "total_units": sum(observed.values()),
-    }
+    result, state = decide_look(
+        decision_settings(experiment),
+        inputs,
+        _previous_state(experiment),
+        analysed_units=sum(observed.values()),
+        observed_units=observed,
+        expected_weights=weights,
+        at=timezone.now().isoformat(),
+    )
+    names = {link.metric.key: link.metric.name or link.metric.key for link in links}
+    aggregations = {link.metric.key: link.metric.aggregation for link in links}
+    results = results_json(result, names=names, aggregations=aggregations)
+    results.update(
+        {
+            "experiment": experiment.key,
+            "snapshot_id": snapshot.pk,
+            "computed_at": None,
+            "diagnostics": {
+                "units_by_variant": diagnostics.units_by_variant,
+                "multiple_variant_units": diagnostics.multiple_variant_units,
+                "mismatched_exposures": diagnostics.mismatched_exposures,
+                "exposures_by_day": [
+                    {"date": d.date.isoformat(), "variant": d.variant, "units": d.units}
+                    for d in diagnostics.exposures_by_day
+                ],
+            },
+            "planned_sample_size": experiment.planned_sample_size,
+            "total_units": sum(observed.values()),
+        }
+    )
     results["summary"] = results_summary(results)
-    return results, rows
+    rows = [
+        _row(snapshot, metric, c, state)
+        for metric, look_input in zip(result.metrics, inputs, strict=True)
+        for c in metric.comparisons
+        if look_input is not None
+    ]
+    return results, rows, state
 
 
-def _row(
-    snapshot: Snapshot,
-    link: ExperimentMetric,
-    c: Comparison,
-    units: dict[str, int],
-    raw_p: dict[tuple[str, str], float | None],
-    states: dict[tuple[str, str], SequentialState],
-) -> SnapshotComparison:
-    key = (link.metric.key, c.variant)
+def results_json(
+    result: LookResult,
+    *,
+    names: dict[str, str] | None = None,
+    aggregations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The contract's results shape (§5 with §8.1's additions) from a decided look."""
+    names = names or {}
+    aggregations = aggregations or {}
+    return {
+        "method": result.method,
+        "alpha": result.alpha,
+        "correction": result.correction,
+        "look": result.look.to_dict(),
+        "warnings": [w.to_dict() for w in result.warnings],
+        "srm": result.srm.to_dict(),
+        "metrics": [
+            {
+                "metric": m.key,
+                "name": names.get(m.key, m.key),
+                "aggregation": aggregations.get(m.key, m.metric_type),
+                "metric_type": m.metric_type,
+                "direction": m.direction,
+                "role": m.role,
+                "cuped": m.cuped,
+                "variants": [v.to_dict() for v in m.variants],
+                "comparisons": [c.to_dict() for c in m.comparisons],
+                "notes": list(m.notes),
+            }
+            for m in result.metrics
+        ],
+        "guardrail_status": result.guardrail_status,
+        "guardrail_alerts": [
+            {"metric": metric, "variant": variant} for metric, variant in result.harms
+        ],
+    }
+
+
+def _row(snapshot: Snapshot, metric: Any, c: Any, state: DecisionState) -> SnapshotComparison:
     absolute = c.absolute_ci or (None, None)
     relative = c.relative_ci or (None, None)
+    adjusted = c.adjusted_ci or (None, None)
+    units = {v.variant: v.units for v in metric.variants}
+    comparison_state = state.comparisons.get(f"{metric.key}|{c.variant}")
     return SnapshotComparison(
         snapshot=snapshot,
-        metric=link.metric.key,
-        role=link.role,
+        metric=metric.key,
+        role=metric.role,
         variant=c.variant,
         baseline=c.baseline,
         units=units.get(c.variant, 0),
@@ -308,11 +276,19 @@ def _row(
         relative_low=relative[0],
         relative_high=relative[1],
         p_value=c.p_value,
-        raw_p_value=raw_p.get(key),
+        raw_p_value=c.p_value,
         adjusted_p_value=c.adjusted_p_value,
         significant=c.significant,
         decision=c.decision,
-        looks=states[key].looks if key in states else 1,
+        looks=comparison_state.looks if comparison_state else 0,
+        adjusted_low=adjusted[0],
+        adjusted_high=adjusted[1],
+        effective_alpha=c.effective_alpha,
+        harm=c.harm,
+        reason=c.reason or "",
+        look_effect=c.absolute_effect,
+        look_variance=c.variance,
+        look_total_units=c.total_units,
     )
 
 
@@ -320,46 +296,98 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:+.1f}%"
 
 
+REASON_TEXT = {
+    "too_few_units": "not enough units yet in each arm",
+    "plan_not_reached": "waiting for the planned sample size",
+    "heavy_tail": "values too skewed for this many units yet",
+    "awaiting_first_look": "waiting for the first planned look",
+    "zero_variance": "no variation in the data yet",
+    "zero_control_mean": "the control's mean is 0, so no relative change exists",
+    "relative_unbounded": "the control's mean is too uncertain for a relative interval",
+    "relative_overflow": "the relative change is too large to compute",
+    "zero_denominator": "the ratio's denominator is 0",
+    "ratio_overflow": "the ratio is too large to compute",
+    "numerical_overflow": "the numbers are too large to compute",
+    "cuped_zero_covariate_variance": "CUPED off: no unit had pre-exposure data",
+    "cuped_missing_covariate": "CUPED off: pre-exposure data missing",
+    "cuped_not_supported_for_ratio": "CUPED does not apply to ratio metrics",
+    "undefined": "not computable from these data",
+}
+
+
+def reason_text(code: str | None) -> str:
+    """A reason code in words (the dashboard and summary never show a raw code)."""
+    if not code:
+        return ""
+    return REASON_TEXT.get(code, code.replace("_", " "))
+
+
 def results_summary(results: dict[str, Any]) -> str:
-    """One plain-language paragraph a product manager can act on."""
+    """One plain-language paragraph a product manager can act on.
+
+    Every verdict is read off the deciding interval (CONTRACT §8.1), so the words can never
+    contradict the numbers printed next to them.
+    """
     parts: list[str] = []
-    if results["srm"]["flagged"]:
+    srm = results["srm"]
+    if srm["flagged"]:
+        since = (
+            f" (first flagged {srm['first_flagged_at'][:16].replace('T', ' ')} UTC)"
+            if srm.get("first_flagged_at")
+            else ""
+        )
         parts.append(
-            "Sample ratio mismatch: units are not split as configured, so the results "
-            "cannot be trusted until the cause is found."
+            f"Sample ratio mismatch{since}: units are not split as configured, so the "
+            "results cannot be trusted until the cause is found."
         )
     primary = [m for m in results["metrics"] if m["role"] == "primary"]
     interval = {
         "sequential": "always-valid interval",
         "fixed": "interval",
-        "group_sequential": "interval",
+        "group_sequential": "repeated interval",
     }[results["method"]]
-    level = round((1 - results["alpha"]) * 100)
     for metric in primary:
         for c in metric["comparisons"]:
             name = metric["name"]
-            if c["relative_effect"] is None:
-                parts.append(f"{c['variant']} vs {c['baseline']} on {name}: not enough data yet.")
+            subject = f"{c['variant']} vs {c['baseline']} on {name}"
+            deciding = c.get("adjusted_ci") or c.get("absolute_ci")
+            if c["decision"] == "not_ready" or deciding is None:
+                why = reason_text(c.get("reason")) or "not enough data yet"
+                parts.append(f"{subject}: no verdict yet ({why}).")
                 continue
-            verb = "raises" if c["relative_effect"] > 0 else "lowers"
+            level = round((1 - (c.get("effective_alpha") or results["alpha"])) * 100, 2)
+            level_text = f"{level:g}%"
             low, high = c["relative_ci"] or (None, None)
+            if low is not None and high is not None:
+                span = f"{_percent(low)} to {_percent(high)}"
+            else:
+                a_low, a_high = deciding
+                span = f"{a_low:+.4g} to {a_high:+.4g} (absolute)"
             verdict = {
                 "win": "significant win",
                 "loss": "significant loss",
                 "inconclusive": "not significant yet",
             }[c["decision"]]
-            parts.append(
-                f"{c['variant']} {verb} {name} by {abs(c['relative_effect']) * 100:.1f}% "
-                f"({level}% {interval} {_percent(low)} to {_percent(high)}); {verdict}."
-            )
+            parts.append(f"{subject}: {level_text} {interval} {span}; {verdict}.")
     if not primary:
         parts.append("No primary metric is configured.")
-    alerts = results["guardrail_alerts"]
-    parts.append(
-        "Guardrails healthy."
-        if not alerts
-        else "Guardrail alert: "
-        + ", ".join(f"{a['variant']} harms {a['metric']}" for a in alerts)
-        + "."
-    )
+    status = results.get("guardrail_status", "no_guardrails")
+    if status == "harm_detected":
+        alerts = results["guardrail_alerts"]
+        parts.append(
+            "Guardrails: harm detected ("
+            + ", ".join(f"{a['variant']} harms {a['metric']}" for a in alerts)
+            + ")."
+        )
+    else:
+        parts.append(
+            {
+                "no_guardrails": "No guardrails.",
+                "not_enough_data": "Guardrails: not enough data yet.",
+                "no_harm_detected": "Guardrails: no harm detected.",
+            }[status]
+        )
+    look = results.get("look") or {}
+    if results["method"] == "group_sequential" and look.get("final"):
+        parts.append("The final look has been taken: these results no longer change.")
     return " ".join(parts)

@@ -42,6 +42,9 @@ class VariantInput(serializers.Serializer):
 class MetricRoleInput(serializers.Serializer):
     metric = serializers.CharField(**KEY_FIELD)
     role = serializers.ChoiceField(choices=Role.choices, default=Role.PRIMARY)
+    harm_margin = serializers.FloatField(
+        min_value=0.0, max_value=10.0, required=False, allow_null=True
+    )
 
 
 class AnalysisInput(serializers.Serializer):
@@ -56,6 +59,8 @@ class AnalysisInput(serializers.Serializer):
     srm_threshold = serializers.FloatField(min_value=0.0, max_value=0.5, required=False)
     schedule_minutes = serializers.IntegerField(min_value=1, required=False)
     auto_pause_on_guardrail = serializers.BooleanField(required=False)
+    min_units_per_variant = serializers.IntegerField(min_value=0, required=False)
+    guardrail_alpha = serializers.FloatField(min_value=0.0001, max_value=0.5, required=False)
 
 
 class ExperimentInput(serializers.Serializer):

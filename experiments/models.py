@@ -174,7 +174,17 @@ class Experiment(models.Model):
     schedule_minutes = models.PositiveIntegerField(
         default=60, validators=[MinValueValidator(1)], help_text="Snapshot every N minutes."
     )
-    auto_pause_on_guardrail = models.BooleanField(default=False)
+    auto_pause_on_guardrail = models.BooleanField(
+        default=False, help_text="Pause the experiment when a guardrail detects harm."
+    )
+    min_units_per_variant = models.PositiveIntegerField(
+        default=100, help_text="No decision while either arm has fewer analysed units."
+    )
+    guardrail_alpha = models.FloatField(
+        default=0.05,
+        validators=[MinValueValidator(0.0001), MaxValueValidator(0.5)],
+        help_text="Error rate of the harm tests, shared by every guardrail × treatment pair.",
+    )
 
     class Meta:
         ordering = ["-created_at", "key"]
@@ -224,6 +234,12 @@ class ExperimentMetric(models.Model):
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="metrics")
     metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="experiments")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.PRIMARY)
+    harm_margin = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(10.0)],
+        help_text="Guardrails: harm only beyond this relative change (0.05 = 5 %). Empty: 0.",
+    )
 
     class Meta:
         ordering = ["role", "id"]

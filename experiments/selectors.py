@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from experiments.models import Experiment, Metric
+from experiments.models import Experiment, ExperimentMetric, Metric
 
 
 def experiment_list() -> QuerySet[Experiment]:
@@ -46,7 +46,7 @@ def experiment_json(experiment: Experiment) -> dict:
         "forced_assignments": {
             f.unit_id: f.variant.key for f in experiment.forced_assignments.all()
         },
-        "metrics": [{"metric": m.metric.key, "role": m.role} for m in experiment.metrics.all()],
+        "metrics": [_metric_link(m) for m in experiment.metrics.all()],
         "analysis": {
             "alpha": experiment.alpha,
             "method": experiment.method,
@@ -57,12 +57,21 @@ def experiment_json(experiment: Experiment) -> dict:
             "srm_threshold": experiment.srm_threshold,
             "schedule_minutes": experiment.schedule_minutes,
             "auto_pause_on_guardrail": experiment.auto_pause_on_guardrail,
+            "min_units_per_variant": experiment.min_units_per_variant,
+            "guardrail_alpha": experiment.guardrail_alpha,
         },
         "planned_sample_size": experiment.planned_sample_size,
         "shipped_variant": experiment.shipped_variant or None,
         "started_at": experiment.started_at,
         "stopped_at": experiment.stopped_at,
     }
+
+
+def _metric_link(link: ExperimentMetric) -> dict:
+    data: dict = {"metric": link.metric.key, "role": link.role}
+    if link.harm_margin is not None:
+        data["harm_margin"] = link.harm_margin
+    return data
 
 
 METRIC_FIELDS = (

@@ -39,7 +39,36 @@ ANALYSIS_FIELDS = (
     "srm_threshold",
     "schedule_minutes",
     "auto_pause_on_guardrail",
+    "min_units_per_variant",
+    "guardrail_alpha",
 )
+# Settings that shape the analysis: frozen once an experiment has started (CONTRACT §8.1),
+# so nobody can pick a method or a level after seeing the data.
+FROZEN_ANALYSIS_FIELDS = (
+    "alpha",
+    "method",
+    "sequential_tuning",
+    "planned_looks",
+    "cuped",
+    "correction",
+    "min_units_per_variant",
+    "guardrail_alpha",
+)
+FROZEN_METRIC_FIELDS = (
+    "event",
+    "aggregation",
+    "denominator_event",
+    "direction",
+    "winsorize_percentile",
+    "conversion_window_hours",
+    "cuped_lookback_days",
+)
+FROZEN_REASON = "frozen while the experiment is running or paused (settings freeze at start)"
+# Sum and mean metrics are capped at this percentile of per-unit values unless the metric
+# says otherwise (null turns capping off); docs/statistics.md shows the simulation behind it.
+DEFAULT_WINSORIZE_PERCENTILE = 99.0
+WINSORIZED_BY_DEFAULT = ("sum", "mean")
+PLAN_NEEDED = ("fixed", "group_sequential")
 PLAIN_FIELDS = (
     "key",
     "name",
@@ -77,6 +106,11 @@ def experiment_start(*, experiment: Experiment) -> Experiment:
     problems = variant_set_errors(_variant_specs(experiment))
     if problems:
         raise ServiceError(" ".join(problems), fields={"variants": problems})
+    if experiment.method in PLAN_NEEDED and not experiment.planned_sample_size:
+        raise ServiceError(
+            f"A {experiment.method} experiment needs a planned sample size before it starts.",
+            fields={"planned_sample_size": f"required for method {experiment.method}"},
+        )
     experiment.full_clean()
     experiment.status = Status.RUNNING
     if experiment.started_at is None:
@@ -135,6 +169,8 @@ def experiment_save(
         experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
     if not creating and experiment.status == Status.STOPPED:
         raise ConflictError(f"Experiment '{experiment.key}' is stopped and can no longer change.")
+    if not creating and experiment.status in (Status.RUNNING, Status.PAUSED):
+        _refuse_frozen_changes(experiment, data)
 
     for field in PLAIN_FIELDS:
         if field in data:
@@ -159,6 +195,43 @@ def experiment_save(
     if "forced_assignments" in data:
         _replace_forced(experiment, data["forced_assignments"])
     return experiment
+
+
+def frozen_changes(experiment: Experiment, data: Mapping[str, Any]) -> dict[str, str]:
+    """Fields of `data` that would change a started experiment's frozen analysis settings.
+
+    Resending an unchanged value is not a change.
+    """
+    changed: dict[str, str] = {}
+    analysis = data.get("analysis") or {}
+    for field in FROZEN_ANALYSIS_FIELDS:
+        if field in analysis and analysis[field] != getattr(experiment, field):
+            changed[f"analysis.{field}"] = FROZEN_REASON
+    if (
+        "planned_sample_size" in data
+        and data["planned_sample_size"] != experiment.planned_sample_size
+    ):
+        changed["planned_sample_size"] = FROZEN_REASON
+    if "metrics" in data:
+        current = {
+            (m.metric.key, m.role, m.harm_margin)
+            for m in experiment.metrics.select_related("metric")
+        }
+        proposed = {(m["metric"], m["role"], m.get("harm_margin")) for m in data["metrics"]}
+        if current != proposed:
+            changed["metrics"] = FROZEN_REASON
+    return changed
+
+
+def _refuse_frozen_changes(experiment: Experiment, data: Mapping[str, Any]) -> None:
+    changed = frozen_changes(experiment, data)
+    if changed:
+        raise ConflictError(
+            f"Experiment '{experiment.key}' has started: {', '.join(changed)} can no longer "
+            "change.",
+            fields=changed,
+            code="frozen",
+        )
 
 
 def _apply_layer(experiment: Experiment, layer: Mapping[str, Any] | None) -> None:
@@ -216,7 +289,12 @@ def _replace_metrics(experiment: Experiment, metrics: Iterable[Mapping[str, str]
         raise ServiceError("A metric may appear once per experiment.", fields={"metrics": keys})
     experiment.metrics.all().delete()
     ExperimentMetric.objects.bulk_create(
-        ExperimentMetric(experiment=experiment, metric=found[m["metric"]], role=m["role"])
+        ExperimentMetric(
+            experiment=experiment,
+            metric=found[m["metric"]],
+            role=m["role"],
+            harm_margin=m.get("harm_margin"),
+        )
         for m in metrics
     )
 
@@ -238,7 +316,12 @@ def _replace_forced(experiment: Experiment, forced: Mapping[str, str]) -> None:
 
 @transaction.atomic
 def metric_save(*, data: Mapping[str, Any], metric: Metric | None = None) -> Metric:
+    creating = metric is None
     metric = metric or Metric()
+    if not creating:
+        _refuse_frozen_metric_changes(metric, data)
+    elif "winsorize_percentile" not in data and data.get("aggregation") in WINSORIZED_BY_DEFAULT:
+        metric.winsorize_percentile = DEFAULT_WINSORIZE_PERCENTILE
     for field, value in data.items():
         setattr(metric, field, value)
     try:
@@ -247,6 +330,31 @@ def metric_save(*, data: Mapping[str, Any], metric: Metric | None = None) -> Met
         raise _as_validation_error(exc) from exc
     metric.save()
     return metric
+
+
+def _refuse_frozen_metric_changes(metric: Metric, data: Mapping[str, Any]) -> None:
+    changed = {
+        field: FROZEN_REASON + f" (used by {', '.join(users)})"
+        for field in FROZEN_METRIC_FIELDS
+        if field in data and data[field] != getattr(metric, field)
+        for users in [_started_users(metric)]
+        if users
+    }
+    if changed:
+        raise ConflictError(
+            f"Metric '{metric.key}' is used by a started experiment: "
+            f"{', '.join(changed)} can no longer change.",
+            fields=changed,
+            code="frozen",
+        )
+
+
+def _started_users(metric: Metric) -> list[str]:
+    return list(
+        Experiment.objects.filter(
+            metrics__metric=metric, status__in=(Status.RUNNING, Status.PAUSED)
+        ).values_list("key", flat=True)
+    )
 
 
 def api_key_create(*, name: str, scopes: list[str]) -> tuple[ApiKey, str]:

@@ -33,7 +33,7 @@ from analysis.stats.group_sequential import (
     obrien_fleming_boundaries,
 )
 from analysis.stats.inputs import METRIC_TYPES, StatsInputError, VariantStats, check_variants
-from analysis.stats.moments import ArmMoments, Undefined, arm_moments
+from analysis.stats.moments import ArmMoments, Undefined, arm_moments, sample_covariance
 from analysis.stats.multiple_testing import CORRECTIONS, adjust_p_values
 from analysis.stats.sequential import DEFAULT_SEQUENTIAL_TUNING, sequential_test
 from analysis.stats.srm import DEFAULT_SRM_THRESHOLD, SRMResult, sample_ratio_mismatch
@@ -41,7 +41,7 @@ from analysis.stats.srm import DEFAULT_SRM_THRESHOLD, SRMResult, sample_ratio_mi
 Method = Literal["fixed", "sequential", "group_sequential"]
 METHODS: tuple[str, ...] = ("fixed", "sequential", "group_sequential")
 DIRECTIONS: tuple[str, ...] = ("increase", "decrease")
-Decision = Literal["win", "loss", "inconclusive"]
+Decision = Literal["win", "loss", "inconclusive", "not_ready"]
 
 
 def json_float(value: float | None) -> float | None:
@@ -95,6 +95,17 @@ class Comparison:
     statistic: float | None = None
     # Group sequential: the |statistic| needed at this look.
     z_boundary: float | None = None
+    # The deciding interval (CONTRACT §8.1): at the comparison's effective level under a
+    # correction, else equal to absolute_ci.
+    adjusted_ci: tuple[float, float] | None = None
+    # The level the deciding interval and the relative interval are computed at.
+    effective_alpha: float | None = None
+    # Guardrails only: the one-sided always-valid harm test's verdict.
+    harm: bool | None = None
+    # This look's variance of Δ and total units: with absolute_effect, enough to recompute
+    # the look's intervals at any level.
+    variance: float | None = None
+    total_units: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {
@@ -109,11 +120,49 @@ class Comparison:
             "significant": self.significant,
             "decision": self.decision,
             "reason": self.reason,
+            "direction": self.direction,
             "statistic": json_float(self.statistic),
+            "adjusted_ci": _json_interval(self.adjusted_ci),
+            "effective_alpha": json_float(self.effective_alpha),
+            "variance": json_float(self.variance),
+            "total_units": self.total_units,
         }
         if self.z_boundary is not None:
             result["z_boundary"] = json_float(self.z_boundary)
+        if self.harm is not None:
+            result["harm"] = self.harm
         return result
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Comparison:
+        """Inverse of to_dict (a decision repeated from an earlier look is stored as JSON)."""
+
+        def pair(value: Any) -> tuple[float, float] | None:
+            if value is None or value[0] is None or value[1] is None:
+                return None
+            return (float(value[0]), float(value[1]))
+
+        return cls(
+            variant=data["variant"],
+            baseline=data["baseline"],
+            absolute_effect=data.get("absolute_effect"),
+            absolute_ci=pair(data.get("absolute_ci")),
+            relative_effect=data.get("relative_effect"),
+            relative_ci=pair(data.get("relative_ci")),
+            p_value=data.get("p_value"),
+            adjusted_p_value=data.get("adjusted_p_value"),
+            significant=bool(data.get("significant")),
+            decision=data.get("decision", "inconclusive"),
+            reason=data.get("reason"),
+            direction=data.get("direction", "increase"),
+            statistic=data.get("statistic"),
+            z_boundary=data.get("z_boundary"),
+            adjusted_ci=pair(data.get("adjusted_ci")),
+            effective_alpha=data.get("effective_alpha"),
+            harm=data.get("harm"),
+            variance=data.get("variance"),
+            total_units=data.get("total_units"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +361,72 @@ def _comparison(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class MetricEstimates:
+    """One metric at one look: each arm as reported and each treatment's effect estimate."""
+
+    variants: tuple[VariantSummary, ...]
+    # One per treatment (variants[1:]), against the control.
+    estimates: tuple[EffectEstimate | Undefined, ...]
+    cuped: bool
+    notes: tuple[str, ...]
+
+
+def _cuped_baseline_terms(
+    variant: VariantStats, raw: ArmMoments, theta: float
+) -> tuple[float, float]:
+    """Var(ȳ_C) and Cov(Δ_adj, ȳ_C) for Fieller's interval under CUPED.
+
+    Δ_adj = (ȳ_T − θx̄_T) − (ȳ_C − θx̄_C), so Cov(Δ_adj, ȳ_C) = −(s²_Y − θ·s_XY)/n_C (θ taken
+    as fixed, as in the variance of Δ_adj itself).
+    """
+    assert variant.covariate_sum is not None and variant.cross_sum is not None
+    n = variant.n
+    cov_xy = sample_covariance(n, variant.covariate_sum, variant.sum, variant.cross_sum)
+    return raw.variance / n, -(raw.variance - theta * cov_xy) / n
+
+
+def metric_estimates(
+    metric_type: str, variants: Sequence[VariantStats], *, cuped: bool = True
+) -> MetricEstimates:
+    """Moments per arm (CUPED-adjusted when possible) and Δ of each treatment vs the control."""
+    notes: list[str] = []
+    raw = [arm_moments(metric_type, v) for v in variants]
+    theta = None
+    adjusted = _cuped_moments(metric_type, variants, raw, notes) if cuped else None
+    if adjusted is not None:
+        theta_value = cuped_theta(variants)
+        theta = theta_value if isinstance(theta_value, float) else None
+    moments = adjusted if adjusted is not None else raw
+    control_raw, control = raw[0], moments[0]
+    estimates: list[EffectEstimate | Undefined] = []
+    for treatment in moments[1:]:
+        if isinstance(control, Undefined) or isinstance(treatment, Undefined):
+            undefined = control if isinstance(control, Undefined) else treatment
+            assert isinstance(undefined, Undefined)
+            estimates.append(undefined)
+            continue
+        assert isinstance(control_raw, ArmMoments)
+        baseline_variance = covariance = None
+        if theta is not None and control_raw.units > 1:
+            baseline_variance, covariance = _cuped_baseline_terms(variants[0], control_raw, theta)
+        estimates.append(
+            difference_estimate(
+                control,
+                treatment,
+                control_mean=control_raw.mean,
+                baseline_variance=baseline_variance,
+                covariance=covariance,
+            )
+        )
+    return MetricEstimates(
+        variants=tuple(_summary(v, m, metric_type) for v, m in zip(variants, raw, strict=True)),
+        estimates=tuple(estimates),
+        cuped=adjusted is not None,
+        notes=tuple(notes),
+    )
+
+
 def _finite_test(test: IntervalTest) -> bool:
     numbers = [*test.absolute_ci, test.p_value, test.statistic, *(test.relative_ci or ())]
     return all(math.isfinite(value) for value in numbers)
@@ -351,22 +466,10 @@ def analyze(
         boundaries = _group_sequential_plan(alpha, look, planned_looks, information_fractions)
     tuning = float(sequential_tuning or DEFAULT_SEQUENTIAL_TUNING)
 
-    notes: list[str] = []
-    raw = [arm_moments(metric_type, v) for v in variants]
-    adjusted = _cuped_moments(metric_type, variants, raw, notes) if cuped else None
-    moments = adjusted if adjusted is not None else raw
-
-    control_raw, control = raw[0], moments[0]
+    measured = metric_estimates(metric_type, variants, cuped=cuped)
+    notes = list(measured.notes)
     tested: list[tuple[VariantStats, EffectEstimate | Undefined, IntervalTest | None]] = []
-    for treatment_stats, treatment in zip(variants[1:], moments[1:], strict=True):
-        estimate: EffectEstimate | Undefined
-        if isinstance(control, Undefined) or isinstance(treatment, Undefined):
-            undefined = control if isinstance(control, Undefined) else treatment
-            assert isinstance(undefined, Undefined)
-            estimate = undefined
-        else:
-            assert isinstance(control_raw, ArmMoments)
-            estimate = difference_estimate(control, treatment, control_mean=control_raw.mean)
+    for treatment_stats, estimate in zip(variants[1:], measured.estimates, strict=True):
         test: IntervalTest | None = None
         if isinstance(estimate, EffectEstimate):
             try:
@@ -397,8 +500,8 @@ def analyze(
         metric_type=metric_type,
         method=method,
         alpha=alpha,
-        cuped=adjusted is not None,
-        variants=[_summary(v, m, metric_type) for v, m in zip(variants, raw, strict=True)],
+        cuped=measured.cuped,
+        variants=list(measured.variants),
         comparisons=comparisons,
         srm=srm,
         correction=correction,

@@ -38,6 +38,13 @@ class EffectEstimate:
     relative: float | None = None
     relative_variance: float | None = None
     relative_reason: str | None = None
+    # The relative effect's denominator (the unadjusted control mean), the variance of that
+    # mean and its covariance with Δ: what Fieller's interval for Δ/baseline needs.
+    baseline: float | None = None
+    baseline_variance: float | None = None
+    covariance: float | None = None
+    control_units: int = 0
+    treatment_units: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +71,18 @@ def welch_satterthwaite_df(
 
 
 def difference_estimate(
-    control: ArmMoments, treatment: ArmMoments, *, control_mean: float | None = None
+    control: ArmMoments,
+    treatment: ArmMoments,
+    *,
+    control_mean: float | None = None,
+    baseline_variance: float | None = None,
+    covariance: float | None = None,
 ) -> EffectEstimate | Undefined:
-    """Δ = treatment − control; ``control_mean`` (unadjusted) is the relative baseline."""
+    """Δ = treatment − control; ``control_mean`` (unadjusted) is the relative baseline.
+
+    ``baseline_variance`` and ``covariance`` (of the baseline mean, and of Δ with it) default
+    to the unadjusted case, v_C and −v_C; CUPED passes its own.
+    """
     if min(control.units, treatment.units) < 2:
         return Undefined("too_few_units")
     v_t, v_c = treatment.variance_of_mean, control.variance_of_mean
@@ -82,8 +98,17 @@ def difference_estimate(
     total = control.units + treatment.units
     # A control mean that is zero, or zero up to float noise next to its spread (sums that
     # cancel), gives no meaningful relative effect: report it as undefined, not as 1e16.
+    units = {"control_units": control.units, "treatment_units": treatment.units}
     if baseline == 0.0 or abs(baseline) <= 1e-9 * math.sqrt(control.variance):
-        return EffectEstimate(delta, variance, df, total, relative_reason="zero_control_mean")
+        return EffectEstimate(
+            delta, variance, df, total, relative_reason="zero_control_mean", **units
+        )
+    fieller = {
+        "baseline": baseline,
+        "baseline_variance": v_c if baseline_variance is None else baseline_variance,
+        "covariance": -v_c if covariance is None else covariance,
+        **units,
+    }
     m_t = baseline + delta
     try:
         # (m_T/m_C)² first: the same formula without squaring a tiny m_C twice over.
@@ -92,8 +117,10 @@ def difference_estimate(
     except (OverflowError, ZeroDivisionError):
         relative_variance = math.inf
     if not math.isfinite(relative_variance) or not math.isfinite(relative):
-        return EffectEstimate(delta, variance, df, total, relative_reason="relative_overflow")
-    return EffectEstimate(delta, variance, df, total, relative, relative_variance)
+        return EffectEstimate(
+            delta, variance, df, total, relative_reason="relative_overflow", **units
+        )
+    return EffectEstimate(delta, variance, df, total, relative, relative_variance, **fieller)
 
 
 def welch_test(estimate: EffectEstimate, alpha: float = 0.05) -> IntervalTest:

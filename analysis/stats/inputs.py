@@ -6,7 +6,9 @@ A variant is described by running totals over its units, never by rows:
 - for CUPED, the pre-exposure covariate x: ``covariate_sum`` = Σx,
   ``covariate_sum_squares`` = Σx² and ``cross_sum`` = Σy·x;
 - for ratio metrics (numerator M = y, denominator D): ``denominator_sum`` = ΣD,
-  ``denominator_sum_squares`` = ΣD² and ``cross_sum`` = ΣM·D.
+  ``denominator_sum_squares`` = ΣD² and ``cross_sum`` = ΣM·D;
+- optionally ``sum_cubes`` = Σy³, whose skewness tells when an arm is too small for the
+  normal approximation (the ``heavy_tail`` warning).
 
 From these, every mean, variance and covariance the methods need is exact:
 mean = Σy/n and sample variance s² = (Σy² − (Σy)²/n)/(n − 1). Totals that no real data set can
@@ -36,6 +38,7 @@ _FLOAT_FIELDS = (
     "cross_sum",
     "denominator_sum",
     "denominator_sum_squares",
+    "sum_cubes",
 )
 _COVARIATE_FIELDS = ("covariate_sum", "covariate_sum_squares", "cross_sum")
 _RATIO_FIELDS = ("sum_squares", "denominator_sum", "denominator_sum_squares", "cross_sum")
@@ -62,6 +65,8 @@ class VariantStats:
     cross_sum: float | None = None
     denominator_sum: float | None = None
     denominator_sum_squares: float | None = None
+    # Σy³ (as analysed, after capping): optional, for the skewness behind `heavy_tail`.
+    sum_cubes: float | None = None
 
     @property
     def has_covariate(self) -> bool:

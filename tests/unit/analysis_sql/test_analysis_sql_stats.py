@@ -177,7 +177,7 @@ def test_metric_variant_stats__variant_without_units__present_with_zeros(db) -> 
     stats = metric_variant_stats(experiment=data.experiment, metric=metric)
     # Then it is reported, in variant order, with n = 0 and zero totals
     assert list(stats) == ["control", "treatment", "zeta"]
-    assert stats["zeta"] == VariantStats("zeta", 0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    assert stats["zeta"] == VariantStats("zeta", 0, 0.0, 0.0, 0.0, 0.0, 0.0, sum_cubes=0.0)
     assert_matches(stats, synthetic.expected(data, metric))
 
 

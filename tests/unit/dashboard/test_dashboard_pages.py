@@ -114,7 +114,10 @@ def test_results__seeded_snapshot__summary_table_and_charts(admin_client) -> Non
     assert response.status_code == 200
     html = response.content.decode()
     summary = latest.results["summary"]
-    assert "treatment raises Checkout conversion by 10.0%" in summary
+    assert (
+        "treatment vs control on Checkout conversion: 95% always-valid interval +4.0% to +16.0%; "
+        "significant win." in summary
+    )
     assert summary in html
     assert html.index('id="vl-summary"') < html.index('id="vl-forest"')
     # the metric table shows units, means, effects with intervals, p values and the decision

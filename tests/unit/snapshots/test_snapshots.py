@@ -10,6 +10,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from analysis.models import Snapshot, SnapshotComparison
+from analysis.stats.sequential import msprt_p_value
 from experiments.models import Experiment
 from tests.factories import MetricFactory, make_experiment
 
@@ -124,6 +125,7 @@ def shop(api):
             {"metric": "latency", "role": "guardrail"},
         ],
         analysis={"method": "fixed", "cuped": False, "correction": "holm"},
+        planned_sample_size=3000,
     )
     rng = np.random.default_rng(2026)
     data = simulate(
@@ -186,11 +188,13 @@ def test_snapshot__fixed_method__matches_scipy_on_raw_data(
     adjusted = sorted([primary["adjusted_p_value"], revenue["adjusted_p_value"]])
     assert adjusted[0] == pytest.approx(min(1, 2 * raw[0]))
     assert primary["decision"] == "win"
-    # And the guardrail (latency up 30 ms, direction decrease) raises an alert in the summary
-    assert by_metric["latency"]["comparisons"][0]["decision"] == "loss"
+    # And the guardrail (latency up 30 ms, direction decrease) detects harm, in the summary too
+    latency = by_metric["latency"]["comparisons"][0]
+    assert latency["decision"] == "loss" and latency["harm"] is True
     assert results["guardrail_alerts"] == [{"metric": "latency", "variant": "treatment"}]
-    assert "treatment raises Purchase rate by" in results["summary"]
-    assert "Guardrail alert" in results["summary"]
+    assert "treatment vs control on Purchase rate" in results["summary"]
+    assert "significant win" in results["summary"]
+    assert "Guardrails: harm detected" in results["summary"]
     # And SRM agrees with scipy's chi-square on the exposed counts
     observed = [int((~treated).sum()), int(treated.sum())]
     assert results["srm"]["p_value"] == pytest.approx(scipy_stats.chisquare(observed).pvalue)
@@ -212,10 +216,13 @@ def test_snapshot__sequential__running_min_p_and_intersected_intervals(
     Experiment.objects.filter(key="shop").update(method="sequential")
     analyze_now(api, django_capture_on_commit_callbacks)
     analyze_now(api, django_capture_on_commit_callbacks)
-    first, second = SnapshotComparison.objects.filter(metric="revenue").order_by("snapshot_id")
+    first, second = SnapshotComparison.objects.filter(metric="purchase").order_by("snapshot_id")
     # Then the second reports the running minimum p and an interval inside the first one
     assert second.looks == 2
-    assert second.p_value == pytest.approx(min(first.p_value, second.raw_p_value))
+    own_p = msprt_p_value(
+        second.look_effect, second.look_variance, second.look_total_units, 0.05, 3000
+    )
+    assert second.p_value == pytest.approx(min(first.p_value, own_p))
     assert first.absolute_low <= second.absolute_low <= second.absolute_high <= first.absolute_high
 
 
@@ -258,7 +265,7 @@ def test_analyze_command__prints_summary(shop, capsys) -> None:
     from django.core.management import call_command
 
     call_command("analyze", "shop")
-    assert "treatment raises Purchase rate" in capsys.readouterr().out
+    assert "treatment vs control on Purchase rate" in capsys.readouterr().out
     assert Snapshot.objects.get().state == "done"
 
 
