@@ -26,7 +26,9 @@ from django.utils.safestring import mark_safe
 from analysis import charts
 from analysis.dashboard_selectors import ResultsData, experiment_results, experiments_overview
 from analysis.models import SnapshotState
+from analysis.services import reason_text
 from analysis.stats import sample_size
+from analysis.stats.decisions import GUARDRAIL_STATUS_TEXT
 from experiments.models import Aggregation, Experiment
 
 # Without a planned sample size the page estimates one for this relative change of the first
@@ -34,6 +36,13 @@ from experiments.models import Aggregation, Experiment
 DEFAULT_RELATIVE_MDE = 0.05
 TRAFFIC_WINDOW_DAYS = 7
 DASH = "—"
+DECISION_TEXT = {
+    "win": "win",
+    "loss": "loss",
+    "inconclusive": "inconclusive",
+    "not_ready": "not ready",
+}
+GS_TEXT = "look {number} of {planned} at {fraction:.0%} of the planned units (needs |z| ≥ {z:.3g})"
 
 
 # --- formatting ------------------------------------------------------------------------------
@@ -93,6 +102,26 @@ def _days_running(experiment: Experiment, now: dt.datetime) -> int | None:
     return max(0, (end - experiment.started_at).days)
 
 
+def running_text(experiment: Experiment, now: dt.datetime) -> str:
+    """ "3 days running", "started today", "ran 2 days", "ran less than a day"."""
+    days = _days_running(experiment, now)
+    if days is None:
+        return "not started"
+    if experiment.stopped_at is not None:
+        return "ran less than a day" if days == 0 else f"ran {days} day{'s' if days != 1 else ''}"
+    return "started today" if days == 0 else f"{days} day{'s' if days != 1 else ''} running"
+
+
+def deciding_interval(comparison: dict[str, Any]) -> list[float] | None:
+    """The interval the verdict is read from (CONTRACT §8.1); older results have only one."""
+    return comparison.get("adjusted_ci") or comparison.get("absolute_ci")
+
+
+def level_text(comparison: dict[str, Any], alpha: float | None) -> str:
+    level = comparison.get("effective_alpha") or alpha
+    return "" if level is None else f"{(1 - float(level)) * 100:.4g}%"
+
+
 # --- overview --------------------------------------------------------------------------------
 
 
@@ -116,6 +145,7 @@ def overview_view(request: HttpRequest, model_admin: admin.ModelAdmin) -> HttpRe
                 "results_url": reverse("admin:experiments_experiment_results", args=[e.pk]),
                 "change_url": reverse("admin:experiments_experiment_change", args=[e.pk]),
                 "days": _days_running(e, now),
+                "running_text": running_text(e, now),
                 "units": [(k, f"{v:,}") for k, v in row.units_by_variant.items()],
                 "analysed": row.snapshot_id is not None,
                 "computed_at": row.computed_at,
@@ -215,7 +245,7 @@ def expected_days(total_units: int, plan: Plan, daily: float | None) -> tuple[in
     )
 
 
-def _metric_tables(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _metric_tables(metrics: list[dict[str, Any]], alpha: float | None) -> list[dict[str, Any]]:
     tables = []
     for metric in metrics:
         aggregation = metric.get("aggregation", "")
@@ -231,15 +261,19 @@ def _metric_tables(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "is_baseline": c is None,
             }
             if c is not None:
+                decision = c.get("decision") or "inconclusive"
                 row.update(
                     absolute=abs_fmt(c.get("absolute_effect")),
-                    absolute_ci=fmt_interval(c.get("absolute_ci"), abs_fmt),
+                    absolute_ci=fmt_interval(deciding_interval(c), abs_fmt),
+                    level=level_text(c, alpha) if deciding_interval(c) else "",
                     relative=fmt_percent(c.get("relative_effect")),
                     relative_ci=fmt_interval(c.get("relative_ci"), fmt_percent),
                     p_value=fmt_p(c.get("p_value")),
                     adjusted_p_value=fmt_p(c.get("adjusted_p_value")),
-                    decision=c.get("decision") or "inconclusive",
-                    reason=c.get("reason") or "",
+                    decision=decision,
+                    decision_text=DECISION_TEXT.get(decision, decision),
+                    harm=c.get("harm"),
+                    reason=reason_text(c.get("reason")),
                 )
             rows.append(row)
         tables.append(
@@ -250,7 +284,7 @@ def _metric_tables(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "aggregation": aggregation,
                 "direction": metric.get("direction", "increase"),
                 "cuped": metric.get("cuped"),
-                "notes": metric.get("notes") or [],
+                "notes": [reason_text(note) for note in metric.get("notes") or []],
                 "rows": rows,
             }
         )
@@ -342,7 +376,14 @@ def results_context(data: ResultsData, now: dt.datetime) -> dict[str, Any]:
             ],
         },
         guardrail_alerts=results.get("guardrail_alerts") or [],
-        tables=_metric_tables(metrics),
+        guardrail_status=results.get("guardrail_status"),
+        guardrail_text=GUARDRAIL_STATUS_TEXT.get(results.get("guardrail_status") or "", ""),
+        look=_look_text(results, experiment),
+        warnings=[
+            {"metric": names.get(w.get("metric"), w.get("metric")), "message": w.get("message")}
+            for w in results.get("warnings") or []
+        ],
+        tables=_metric_tables(metrics, results.get("alpha")),
         forest_svg=mark_safe(charts.forest_plot(_forest_rows(metrics))),
         over_time=_over_time(data, names),
         exposures_svg=mark_safe(_exposures_chart(diagnostics)),
@@ -358,8 +399,41 @@ def results_context(data: ResultsData, now: dt.datetime) -> dict[str, Any]:
         multiple_variant_units=f"{diagnostics.get('multiple_variant_units') or 0:,}",
         mismatched_exposures=f"{diagnostics.get('mismatched_exposures') or 0:,}",
         days_running=_days_running(experiment, now),
+        running_text=running_text(experiment, now),
+    )
+    context["srm"].update(
+        sequential_p_value=fmt_p(srm.get("sequential_p_value")),
+        first_flagged_at=srm.get("first_flagged_at"),
     )
     return context
+
+
+def _look_text(results: dict[str, Any], experiment: Experiment) -> str:
+    look = results.get("look") or {}
+    method = results.get("method")
+    if method == "group_sequential":
+        if not look.get("number"):
+            fraction = look.get("information_fraction") or 0.0
+            return (
+                f"Group sequential: no look yet ({fraction:.0%} of the planned units; the "
+                f"first look comes at {1 / (experiment.planned_looks or 5):.0%})."
+            )
+        text = GS_TEXT.format(
+            number=look["number"],
+            planned=experiment.planned_looks or 5,
+            fraction=look.get("information_fraction") or 0.0,
+            z=look.get("z_boundary") or 0.0,
+        )
+        final = " This look is final: the results no longer change." if look.get("final") else ""
+        return f"Group sequential: {text}.{final}"
+    if method == "fixed":
+        if look.get("number"):
+            return "Fixed horizon: analysed once, at the planned sample size."
+        return "Fixed horizon: no verdict until the planned sample size is reached."
+    return (
+        "Always-valid intervals: each is the intersection of every analysis's interval so "
+        "far, so it can be narrower than the interval of the latest analysis alone."
+    )
 
 
 def results_view(

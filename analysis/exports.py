@@ -10,9 +10,11 @@ Columns (CONTRACT §3 "export columns"; extra columns are allowed there):
 - ``summary``: one row per metric × treatment of the latest finished snapshot, from its §5
   results: ``snapshot_id, metric, role, variant, baseline, units, baseline_units,
   absolute_effect, absolute_ci_low, absolute_ci_high, relative_effect, relative_ci_low,
-  relative_ci_high, p_value, adjusted_p_value, significant, decision, reason``. JSON keeps the
-  contract's ``absolute_ci`` / ``relative_ci`` as ``[low, high]`` (or null) instead of the
-  flattened pairs.
+  relative_ci_high, p_value, adjusted_p_value, significant, decision, reason,
+  adjusted_ci_low, adjusted_ci_high, effective_alpha, harm`` (the last four from CONTRACT
+  §8.1: the deciding interval, its level, and a guardrail's harm verdict). JSON keeps the
+  contract's ``absolute_ci`` / ``relative_ci`` / ``adjusted_ci`` as ``[low, high]`` (or null)
+  instead of the flattened pairs.
 - ``units``: ``unit_id, variant, first_exposed_at`` and one column per metric key of the
   experiment (in the analysis' metric order), valued as `analysis.selectors.unit_values_sql`
   documents: the analysed units only, values before winsorization, ``mean`` null without
@@ -129,6 +131,11 @@ SUMMARY_COLUMNS = (
     Column("significant", "boolean"),
     Column("decision", "string"),
     Column("reason", "string"),
+    # CONTRACT §8.1: the interval the decision is read from, its level, and guardrails' harm.
+    Column("adjusted_ci_low", "float"),
+    Column("adjusted_ci_high", "float"),
+    Column("effective_alpha", "float"),
+    Column("harm", "boolean"),
 )
 UNIT_COLUMNS = (
     Column("unit_id", "string"),
@@ -160,6 +167,7 @@ def _summary_table(experiment: Experiment) -> Table:
         for c in metric.get("comparisons", []):
             absolute = c.get("absolute_ci") or (None, None)
             relative = c.get("relative_ci") or (None, None)
+            adjusted = c.get("adjusted_ci") or absolute
             rows.append(
                 (
                     snapshot.pk,
@@ -180,6 +188,10 @@ def _summary_table(experiment: Experiment) -> Table:
                     bool(c.get("significant")),
                     c.get("decision"),
                     c.get("reason"),
+                    adjusted[0],
+                    adjusted[1],
+                    c.get("effective_alpha"),
+                    c.get("harm"),
                 )
             )
     return Table(SUMMARY_COLUMNS, rows, json_shape=_summary_json)

@@ -31,7 +31,12 @@ from experiments.models import (
     Status,
     Variant,
 )
-from experiments.services import ANALYSIS_FIELDS
+from experiments.services import (
+    ANALYSIS_FIELDS,
+    FROZEN_ANALYSIS_FIELDS,
+    FROZEN_METRIC_FIELDS,
+    FROZEN_REASON,
+)
 from experiments.validation import (
     LIVE_STATUSES,
     VariantSpec,
@@ -129,6 +134,23 @@ class ExperimentMetricInline(admin.TabularInline):
     model = ExperimentMetric
     extra = 0
     autocomplete_fields = ("metric",)
+    fields = ("metric", "role", "harm_margin")
+
+    # Metric roles are analysis settings: frozen once the experiment has started.
+    def get_readonly_fields(self, request: HttpRequest, obj: Experiment | None = None) -> tuple:
+        if obj is not None and obj.status != Status.DRAFT:
+            return self.fields
+        return ()
+
+    def has_add_permission(self, request: HttpRequest, obj: Experiment | None = None) -> bool:
+        return (obj is None or obj.status == Status.DRAFT) and super().has_add_permission(
+            request, obj
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Experiment | None = None) -> bool:
+        return (obj is None or obj.status == Status.DRAFT) and super().has_delete_permission(
+            request, obj
+        )
 
 
 class ForcedAssignmentInline(admin.TabularInline):
@@ -207,7 +229,21 @@ class ExperimentAdmin(admin.ModelAdmin):
             fields += ("key",)
         if obj is not None and obj.status in LIVE_STATUSES:
             fields += ("seed", "hash_version", "layer", "layer_start", "layer_end")
+            fields += ("planned_sample_size", *FROZEN_ANALYSIS_FIELDS, "analysis_frozen")
         return fields
+
+    def get_fieldsets(self, request: HttpRequest, obj: Experiment | None = None) -> Any:
+        if obj is None or obj.status not in LIVE_STATUSES:
+            return self.fieldsets
+        analysis = ("analysis_frozen", "planned_sample_size", *ANALYSIS_FIELDS)
+        return (*self.fieldsets[:3], ("Analysis", {"fields": analysis}))
+
+    @admin.display(description="Why read-only")
+    def analysis_frozen(self, obj: Experiment) -> str:
+        return (
+            f"Analysis settings are {FROZEN_REASON}, so nobody can pick a method, a level or "
+            "a plan after seeing the data."
+        )
 
     def get_urls(self) -> list:
         from analysis import dashboard
@@ -331,6 +367,33 @@ class MetricAdmin(admin.ModelAdmin):
     list_display = ("key", "name", "event", "aggregation", "direction", "cuped_lookback_days")
     list_filter = ("aggregation", "direction")
     search_fields = ("key", "name", "event", "denominator_event")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Metric | None = None) -> tuple:
+        if obj is not None and services.started_users(obj):
+            return (*FROZEN_METRIC_FIELDS, "frozen_because")
+        return ()
+
+    @admin.display(description="Why read-only")
+    def frozen_because(self, obj: Metric) -> str:
+        return f"The definition is {FROZEN_REASON}: {', '.join(services.started_users(obj))}."
+
+    def get_fields(self, request: HttpRequest, obj: Metric | None = None) -> Any:
+        fields = list(super().get_fields(request, obj))
+        if "frozen_because" in fields:
+            fields.remove("frozen_because")
+            fields.insert(0, "frozen_because")
+        return fields
+
+    def save_model(self, request: HttpRequest, obj: Metric, form: Any, change: bool) -> None:
+        # An empty cap on a new sum/mean metric means "the default" here, as when the API is
+        # not told; 100 keeps every value.
+        if (
+            not change
+            and obj.aggregation in services.WINSORIZED_BY_DEFAULT
+            and obj.winsorize_percentile is None
+        ):
+            obj.winsorize_percentile = services.DEFAULT_WINSORIZE_PERCENTILE
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(Layer)

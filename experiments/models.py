@@ -89,7 +89,11 @@ class Metric(models.Model):
         null=True,
         blank=True,
         validators=[MinValueValidator(50.0), MaxValueValidator(100.0)],
-        help_text="Cap per-unit values at this percentile (e.g. 99). Empty: no capping.",
+        help_text=(
+            "Cap per-unit values at this percentile of all units. New sum and mean metrics "
+            "get 99 unless told otherwise (in the admin, leave it empty for 99; 100 keeps "
+            "every value); empty on a saved metric: no capping."
+        ),
     )
     conversion_window_hours = models.PositiveIntegerField(
         null=True, blank=True, help_text="Count outcomes only this long after first exposure."

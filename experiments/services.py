@@ -337,7 +337,7 @@ def _refuse_frozen_metric_changes(metric: Metric, data: Mapping[str, Any]) -> No
         field: FROZEN_REASON + f" (used by {', '.join(users)})"
         for field in FROZEN_METRIC_FIELDS
         if field in data and data[field] != getattr(metric, field)
-        for users in [_started_users(metric)]
+        for users in [started_users(metric)]
         if users
     }
     if changed:
@@ -349,7 +349,7 @@ def _refuse_frozen_metric_changes(metric: Metric, data: Mapping[str, Any]) -> No
         )
 
 
-def _started_users(metric: Metric) -> list[str]:
+def started_users(metric: Metric) -> list[str]:
     return list(
         Experiment.objects.filter(
             metrics__metric=metric, status__in=(Status.RUNNING, Status.PAUSED)

@@ -284,7 +284,13 @@ def test_summary_export__latest_snapshot__rows_equal_snapshot_comparisons(snapsh
     content = export(snapshot.experiment, "summary", fmt)
     got = data.read_csv(content, None) if fmt == "csv" else pd.read_parquet(io.BytesIO(content))
     # Then one row per metric × treatment, in the snapshot's order, equal to its rows
-    assert list(got.columns) == ["snapshot_id", *expected.columns, "reason"]
+    v2_columns = ["adjusted_ci_low", "adjusted_ci_high", "effective_alpha", "harm"]
+    assert list(got.columns) == ["snapshot_id", *expected.columns, "reason", *v2_columns]
+    # Results written before the v2 rule have no adjusted_ci: the deciding interval is the
+    # reported one
+    for side in ("low", "high"):
+        left = [None if pd.isna(v) else v for v in got[f"adjusted_ci_{side}"]]
+        assert left == [None if pd.isna(v) else v for v in expected[f"absolute_ci_{side}"]]
     assert set(got["snapshot_id"]) == {snapshot.pk}
     for name in expected.columns:
         left, right = got[name].tolist(), expected[name].tolist()
