@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
@@ -454,6 +455,83 @@ def results_view(
         **results_context(experiment_results(experiment=experiment), timezone.now()),
     }
     return TemplateResponse(request, "admin/analysis/results.html", context)
+
+
+class PlannerForm(forms.Form):
+    metric_type = forms.ChoiceField(
+        choices=[("proportion", "Conversion (proportion)"), ("mean", "Mean")],
+        initial="proportion",
+    )
+    baseline = forms.FloatField(help_text="The control's rate (e.g. 0.1) or mean.")
+    relative_mde = forms.FloatField(
+        initial=0.05, min_value=0.0001, help_text="Smallest relative change worth finding."
+    )
+    standard_deviation = forms.FloatField(
+        required=False, min_value=0.0, help_text="Mean metrics only: per-unit spread."
+    )
+    power = forms.FloatField(initial=0.8, min_value=0.5, max_value=0.99)
+    daily_units = forms.FloatField(required=False, min_value=1.0)
+
+
+def plan_view(request: HttpRequest, model_admin: admin.ModelAdmin, object_id: int) -> HttpResponse:
+    """The sample-size planner for one experiment; a draft can take the result as its plan."""
+    experiment = get_object_or_404(Experiment, pk=object_id)
+    if not model_admin.has_view_permission(request, experiment):
+        raise PermissionDenied
+    form = PlannerForm(request.POST or request.GET or None)
+    plan, error = None, ""
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        weights = [v.weight for v in experiment.variants.order_by("-is_control", "position")]
+        try:
+            plan = sample_size(
+                data["metric_type"],
+                data["baseline"],
+                data["relative_mde"],
+                standard_deviation=data["standard_deviation"],
+                alpha=experiment.alpha,
+                power=data["power"],
+                variants=max(2, len(weights)),
+                weights=weights if len(weights) >= 2 else None,
+                method=experiment.method,
+                sequential_tuning=experiment.sequential_tuning,
+                planned_looks=experiment.planned_looks or 5,
+                daily_units=data["daily_units"],
+            )
+        except (ValueError, ArithmeticError) as exc:
+            error = str(exc)
+    if plan is not None and request.method == "POST" and "use" in request.POST:
+        if not model_admin.has_change_permission(request, experiment):
+            raise PermissionDenied
+        from experiments.errors import ServiceError
+        from experiments.services import experiment_save
+
+        try:
+            experiment_save(data={"planned_sample_size": plan.total_units}, experiment=experiment)
+        except ServiceError as exc:
+            model_admin.message_user(request, exc.message, messages.ERROR)
+        else:
+            model_admin.message_user(
+                request,
+                f"{experiment.key}: planned sample size set to {plan.total_units:,} units.",
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(
+                reverse("admin:experiments_experiment_change", args=[experiment.pk])
+            )
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": Experiment._meta,
+        "original": experiment,
+        "title": f"Plan the sample size: {experiment.name}",
+        "form": form,
+        "plan": plan,
+        "error": error,
+        "can_use": experiment.status == "draft"
+        and model_admin.has_change_permission(request, experiment),
+        "change_url": reverse("admin:experiments_experiment_change", args=[experiment.pk]),
+    }
+    return TemplateResponse(request, "admin/analysis/plan.html", context)
 
 
 def analyze_view(

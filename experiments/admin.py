@@ -272,6 +272,11 @@ class ExperimentAdmin(admin.ModelAdmin):
                 view(dashboard.analyze_view),
                 name="experiments_experiment_analyze",
             ),
+            path(
+                "<int:object_id>/plan/",
+                view(dashboard.plan_view),
+                name="experiments_experiment_plan",
+            ),
         ]
         return custom + super().get_urls()
 
