@@ -89,7 +89,8 @@ def test_results_page__staff_in_chromium__summary_table_charts_and_analyze(
     # Then the results page shows the summary, the table, the forest plot and the history
     row.locator("a").first.click()
     page.wait_for_selector("#vl-summary")
-    assert "raises Checkout conversion by 10.0%" in page.inner_text("#vl-summary")
+    summary = page.inner_text("#vl-summary")
+    assert "on Checkout conversion: 95% always-valid interval +4.0% to +16.0%" in summary
     treatment = page.locator("#vl-metric-checkout tr[data-variant='treatment']").inner_text()
     for expected in ("11.00%", "+1.00 pp", "[+0.40 pp, +1.60 pp]", "+10.0%", "[+4.0%, +16.0%]"):
         assert expected in treatment
