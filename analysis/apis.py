@@ -20,6 +20,7 @@ from analysis.stats import (
     METRIC_TYPES,
     StatsInputError,
     VariantStats,
+    check_variants,
     obrien_fleming_boundaries,
     variants_from_dicts,
 )
@@ -122,7 +123,9 @@ class StatsApi(APIView):
         variants = body.get("variants")
         if not isinstance(variants, list) or len(variants) < 2:
             raise _invalid({"variants": "a list of at least two variants (control first)"})
-        history = body.get("looks") or []
+        history = body.get("looks")
+        if history is None:
+            history = []
         if not isinstance(history, list) or len(history) > MAX_HISTORY:
             raise _invalid({"looks": f"a list of at most {MAX_HISTORY} earlier looks"})
         weights = body.get("expected_weights")
@@ -146,15 +149,23 @@ class StatsApi(APIView):
             raise _invalid({"cuped": "must be true or false"})
         settings = _settings(body, body.get("method", "sequential"))
         looks: list[list[VariantStats]] = []
+        prefixes: list[str] = []
         for index, look in enumerate([*history, variants]):
             prefix = "variants" if index == len(history) else f"looks[{index}]"
             if not isinstance(look, list) or len(look) != len(variants):
                 raise _invalid({prefix: "a list with one entry per variant, like variants"})
             try:
-                looks.append(variants_from_dicts(look))
+                parsed = variants_from_dicts(look)
+                check_variants(metric_type, parsed)
             except StatsInputError as error:
                 fields = {k.replace("variants", prefix, 1): v for k, v in error.fields.items()}
                 raise _invalid(fields) from error
+            looks.append(parsed)
+            prefixes.append(prefix)
+        keys = [v.key for v in looks[-1]]
+        for prefix, look in zip(prefixes, looks, strict=True):
+            if [v.key for v in look] != keys:
+                raise _invalid({prefix: f"the same variant keys as variants, in order: {keys}"})
         state = None
         result = None
         try:

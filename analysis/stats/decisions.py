@@ -16,8 +16,9 @@ The rule (docs/statistics.md tells it in words):
   excludes 0 exactly when that interval does; unbounded → null with ``relative_unbounded``.
 - ``win``/``loss`` come from the side of 0 the deciding interval lies on and the direction.
 - ``not_ready`` until both arms have ``min_units_per_variant`` analysed units, until a fixed
-  test's planned sample size is reached, and (for metrics that ask for it) until each arm is
-  large enough for its skewness (n ≥ 355·g², Kohavi et al.'s rule of thumb).
+  test's planned sample size is reached, and (for metrics that ask for it, under always-valid
+  tests) until the difference of means is nearly symmetric: Kohavi et al.'s n ≥ 355·g² rule
+  applied to Δ (``difference_skewness``).
 - Sequential: running minimum p and running intersection of confidence sequences, at every
   level a correction may need, so that the duality p ≤ α' ⟺ interval excludes 0 holds for the
   running values too. Sequential intervals at α' keep ρ² of the nominal α (and N*).
@@ -474,8 +475,8 @@ def _harmful(running: RunningInterval, direction: str, margin: float | None) -> 
 # ---------------------------------------------------------------------------- readiness
 
 
-def skewness(variant: VariantStats) -> float | None:
-    """Sample skewness g = m₃/m₂^{3/2} from Σy, Σy², Σy³ (None when undefined)."""
+def _central_moments(variant: VariantStats) -> tuple[float, float] | None:
+    """(m₂, m₃), the second and third central moments, from Σy, Σy², Σy³."""
     n = variant.n
     if variant.sum_cubes is None or variant.sum_squares is None or n < 3:
         return None
@@ -484,7 +485,27 @@ def skewness(variant: VariantStats) -> float | None:
     if m2 <= 1e-12 * max(1.0, variant.sum_squares / n):
         return None
     m3 = variant.sum_cubes / n - 3.0 * mean * variant.sum_squares / n + 2.0 * mean**3
-    return m3 / m2**1.5
+    return m2, m3
+
+
+def skewness(variant: VariantStats) -> float | None:
+    """Sample skewness g = m₃/m₂^{3/2} (None when undefined)."""
+    moments = _central_moments(variant)
+    return None if moments is None else moments[1] / moments[0] ** 1.5
+
+
+def difference_skewness(control: VariantStats, treatment: VariantStats) -> float | None:
+    """Skewness of Δ = ȳ_T − ȳ_C: (m₃T/n_T² − m₃C/n_C²) / (m₂T/n_T + m₂C/n_C)^{3/2}.
+
+    One arm's mean has skewness g/√n, so Kohavi's n ≥ 355·g² asks |g/√n| ≤ 1/√355; asking the
+    same of Δ spares balanced splits, where equal skews cancel, and falls back to the small
+    arm's rule when the split is unequal.
+    """
+    c, t = _central_moments(control), _central_moments(treatment)
+    if c is None or t is None:
+        return None
+    variance = t[0] / treatment.n + c[0] / control.n
+    return (t[1] / treatment.n**2 - c[1] / control.n**2) / variance**1.5
 
 
 def heavy_tail_units(variant: VariantStats) -> float | None:
@@ -502,10 +523,9 @@ def _not_ready(
     # normal; fixed and group sequential tests look at planned, large samples.
     always_valid = metric.role == GUARDRAIL or settings.method == "sequential"
     if metric.gate_heavy_tail and always_valid:
-        for arm in (control, treatment):
-            needed = heavy_tail_units(arm)
-            if needed is not None and arm.n < needed:
-                return "heavy_tail"
+        gamma = difference_skewness(control, treatment)
+        if gamma is not None and abs(gamma) > 1.0 / math.sqrt(HEAVY_TAIL_FACTOR):
+            return "heavy_tail"
     return None
 
 

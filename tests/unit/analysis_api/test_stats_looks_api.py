@@ -220,6 +220,9 @@ def _named(fields: dict[str, Any], prefix: str) -> bool:
         pytest.param(
             [[GOOD[0], {**GOOD[1], "sum_squares": 1.0}]], "looks[0]", id="sum-squares-too-small"
         ),
+        pytest.param(
+            [[{**GOOD[0], "key": "a"}, {**GOOD[1], "key": "b"}]], "looks[0]", id="other-keys"
+        ),
     ],
 )
 def test_stats_looks__malformed_look__400_names_looks_index(

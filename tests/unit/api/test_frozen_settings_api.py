@@ -144,6 +144,19 @@ def test_experiment_patch__unchanged_values_resent__200(api, status: str) -> Non
     assert response.json()["coverage"] == 0.5
 
 
+def test_experiment_patch__defaults_resent_as_read__200(api) -> None:
+    # Given a running experiment on default settings (null tuning, looks and plan)
+    make_experiment("plain")
+    current = api.get("/api/v1/experiments/plain").json()
+    assert current["analysis"]["sequential_tuning"] is None
+    # When the analysis block and plan are sent back exactly as read
+    body = {"analysis": current["analysis"], "planned_sample_size": current["planned_sample_size"]}
+    response = api.patch("/api/v1/experiments/plain", body, format="json")
+    # Then nothing counts as a change
+    assert response.status_code == 200, response.json()
+    assert response.json()["analysis"] == current["analysis"]
+
+
 @pytest.mark.parametrize(("change", "field"), CHANGES)
 def test_experiment_patch__draft__every_setting_can_change(
     api, change: dict[str, Any], field: str

@@ -8,6 +8,7 @@ with the state round-tripped through JSON as the snapshot service stores it.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -39,6 +40,13 @@ from analysis.stats.sequential import confidence_sequence_half_width
 
 ALPHA = 0.05
 TUNING = 5000.0
+
+
+@pytest.fixture(autouse=True)
+def _fast_statsmodels_holm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """statsmodels' Holm runs gc.collect() on every call (~0.2 s here): a no-op meanwhile."""
+    monkeypatch.setattr(gc, "collect", lambda *args: 0)
+
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -129,10 +137,11 @@ def oracle_intersect(
     return (previous if excludes_zero(previous) else new), True
 
 
-def holm_oracle_levels(p_values: Sequence[float], alpha: float) -> list[float]:
-    """α/(m−k+1) for a rejected rank k, α/(m−j+1) at and after the first non-rejected rank j."""
+def holm_oracle(p_values: Sequence[float], alpha: float) -> tuple[list[float], list[float]]:
+    """statsmodels' Holm adjusted p-values, and the levels of §8.1 from its rejections:
+    α/(m−k+1) for a rejected rank k, α/(m−j+1) at and after the first non-rejected rank j."""
     m = len(p_values)
-    reject = multipletests(p_values, alpha=alpha, method="holm")[0]
+    reject, adjusted, _, _ = multipletests(p_values, alpha=alpha, method="holm")
     order = sorted(range(m), key=lambda i: (p_values[i], i))
     levels = [0.0] * m
     first_kept = None
@@ -141,7 +150,11 @@ def holm_oracle_levels(p_values: Sequence[float], alpha: float) -> list[float]:
         if first_kept is None and not reject[index]:
             first_kept = rank
         levels[index] = alpha / (m - (rank if first_kept is None else first_kept) + 1)
-    return levels
+    return list(adjusted), levels
+
+
+def holm_oracle_levels(p_values: Sequence[float], alpha: float) -> list[float]:
+    return holm_oracle(p_values, alpha)[1]
 
 
 def bh_oracle_level(p_values: Sequence[float], alpha: float) -> float:
@@ -638,8 +651,7 @@ def test_decide_look__sequential_holm_3_arms__adjusted_ci_running_intersection_a
                 running[(j, level)], _ = oracle_intersect(
                     running[(j, level)], (delta - half, delta + half)
                 )
-        adjusted = multipletests(min_p, alpha=ALPHA, method="holm")[1]
-        oracle_levels = holm_oracle_levels(min_p, ALPHA)
+        adjusted, oracle_levels = holm_oracle(min_p, ALPHA)
         for j, comparison in enumerate(comparisons):
             level = oracle_levels[j]
             seen_levels.add(round(level, 12))
@@ -736,30 +748,56 @@ def test_skewness__from_sums__equals_scipy_biased_skew() -> None:
         )
 
 
-def test_decide_look__gate_heavy_tail__not_ready_until_355_skewness_squared() -> None:
-    # Given exponential revenue (skewness ≈ 2: about 1420 units needed per arm)
+def _difference_skewness_oracle(c: np.ndarray, t: np.ndarray) -> float:
+    """Skewness of ȳ_T − ȳ_C from scipy's central moments: (m₃T/n_T² − m₃C/n_C²)/V^{3/2}."""
+    m3 = scipy_stats.moment(t, 3) / len(t) ** 2 - scipy_stats.moment(c, 3) / len(c) ** 2
+    variance = np.var(t) / len(t) + np.var(c) / len(c)
+    return float(m3 / variance**1.5)
+
+
+def test_decide_look__gate_heavy_tail__not_ready_while_the_difference_is_skewed() -> None:
+    # Given exponential revenue (skewness ≈ 2) split 0.9/0.1: the small arm's skew dominates Δ
     rng = np.random.default_rng(42)
-    control, treatment = rng.exponential(10.0, 6000), rng.exponential(13.0, 6000)
+    control, treatment = rng.exponential(10.0, 54_000), rng.exponential(13.0, 6000)
     settings = DecisionSettings()
+    outcomes = []
     for n in (400, 1000, 3000, 6000):
-        c, t = control[:n], treatment[:n]
-        needed = max(355 * scipy_stats.skew(x, bias=True) ** 2 for x in (c, t))
+        c, t = control[: 9 * n], treatment[:n]
+        gamma = _difference_skewness_oracle(c, t)
         metrics = [mean_metric("rev", [arm("c", c), arm("t", t)], gate_heavy_tail=True)]
         # When decided
         result, _ = decide_look(settings, metrics)
         comparison = only(result)
-        # Then heavy_tail (not_ready) exactly while an arm is below 355·g²
-        if n < needed:
+        # Then heavy_tail (not_ready) exactly while |skewness of Δ| > 1/√355 (Kohavi's
+        # 355·g² rule, asked of the difference)
+        skewed = abs(gamma) > 1 / math.sqrt(355)
+        outcomes.append(skewed)
+        if skewed:
             assert comparison.decision == "not_ready" and comparison.reason == "heavy_tail"
             assert not comparison.significant
         else:
             assert comparison.reason != "heavy_tail" and comparison.decision != "not_ready"
-        # And the heavy_tail warning names the metric while an arm is too small
+        # And the per-arm heavy_tail warning names the metric while an arm is below 355·g²
+        small = [x for x in (c, t) if len(x) < 355 * scipy_stats.skew(x, bias=True) ** 2]
         warned = [w for w in result.warnings if w.code == "heavy_tail"]
-        assert bool(warned) == (n < needed)
+        assert len(warned) == len(small)
         assert all(w.metric == "rev" for w in warned)
     # (the sizes straddle the threshold)
-    assert 1000 < 355 * scipy_stats.skew(control, bias=True) ** 2 < 3000
+    assert outcomes[0] and not outcomes[-1]
+
+
+def test_decide_look__gate_heavy_tail__balanced_split_cancels_equal_skew() -> None:
+    # Given the same skewed distribution in two equal arms of 400 (each below 355·g²)
+    rng = np.random.default_rng(44)
+    c, t = rng.exponential(10.0, 400), rng.exponential(10.0, 400)
+    assert 355 * scipy_stats.skew(c, bias=True) ** 2 > 400
+    metrics = [mean_metric("rev", [arm("c", c), arm("t", t)], gate_heavy_tail=True)]
+    # When decided
+    result, _ = decide_look(DecisionSettings(), metrics)
+    # Then the difference is nearly symmetric and the comparison is decided, with a warning
+    assert abs(_difference_skewness_oracle(c, t)) <= 1 / math.sqrt(355)
+    assert only(result).decision != "not_ready"
+    assert any(w.code == "heavy_tail" for w in result.warnings)
 
 
 def test_decide_look__heavy_tail_without_gate__warning_only() -> None:
@@ -977,3 +1015,60 @@ def test_decide_look__running_interval_with_zero_then_disjoint__new_interval_tak
     assert only(second).adjusted_ci == pytest.approx((delta - half, delta + half), rel=1e-9)
     assert only(second).significant and only(second).decision == "win"
     assert [w.code for w in second.warnings].count("interval_conflict") == 1
+
+
+def test_decide_look__group_sequential_holm_three_arms__deciding_interval_at_level_boundary() -> (
+    None
+):
+    # Given three treatments at a look at t = 0.6 of the plan (two looks taken)
+    settings = DecisionSettings(
+        method="group_sequential", planned_sample_size=8000, planned_looks=5, correction="holm"
+    )
+    first = [
+        moments_arm(k, 400, 10.0 + e, 1.0) for k, e in (("c", 0), ("a", 0), ("b", 0.1), ("d", 0.3))
+    ]
+    second = [
+        moments_arm(k, 1200, 10.0 + e, 1.0)
+        for k, e in (("c", 0), ("a", 0.01), ("b", 0.15), ("d", 0.2))
+    ]
+    results = run(settings, [[mean_metric("m", first)], [mean_metric("m", second)]])
+    result = results[-1][0]
+    fractions = [0.2, 0.6]
+    assert result.look.number == 2
+    assert result.look.information_fraction == pytest.approx(0.6)
+    comparisons = result.metrics[0].comparisons
+    p_values = [c.p_value for c in comparisons]
+    adjusted, levels = holm_oracle(p_values, ALPHA)
+    for comparison, variant, adjusted_p, level in zip(
+        comparisons, second[1:], adjusted, levels, strict=True
+    ):
+        delta, variance, _ = welch_moments(second[0], variant)
+        boundary = obrien_fleming_boundaries(2, level, fractions).z_boundaries[-1]
+        nominal = obrien_fleming_boundaries(2, ALPHA, fractions).z_boundaries[-1]
+        # Then the adjusted p is Holm's, and the deciding interval uses the boundary at α'
+        assert comparison.adjusted_p_value == pytest.approx(adjusted_p, rel=1e-9)
+        assert comparison.effective_alpha == pytest.approx(level, rel=1e-12)
+        half = boundary * math.sqrt(variance)
+        assert comparison.adjusted_ci == pytest.approx((delta - half, delta + half), rel=1e-7)
+        half = nominal * math.sqrt(variance)
+        assert comparison.absolute_ci == pytest.approx((delta - half, delta + half), rel=1e-7)
+        # And significant ⟺ |z| reaches that boundary ⟺ adjusted p ≤ α
+        assert comparison.significant == (abs(delta) / math.sqrt(variance) >= boundary)
+        assert comparison.significant == (comparison.adjusted_p_value <= ALPHA)
+    assert [c.significant for c in comparisons] == [False, True, True]
+
+
+def test_decide_look__same_state_replayed__same_result_and_input_state_untouched() -> None:
+    # Given the state after two sequential looks
+    data = walk(51, [0.1], looks=6, per_look=60)
+    looks = [[mean_metric("m", [arm("c", c), arm("t", t)])] for c, t in data]
+    results = run(DecisionSettings(), looks[:-1])
+    state = results[-1][1]
+    before = json.dumps(state.to_json(), sort_keys=True)
+    # When the next look is decided twice from it (a retried snapshot)
+    once, state_once = decide_look(DecisionSettings(), looks[-1], state)
+    twice, state_twice = decide_look(DecisionSettings(), looks[-1], state)
+    # Then both give the same result and state, and the input state is unchanged
+    assert once == twice
+    assert state_once.to_json() == state_twice.to_json()
+    assert json.dumps(state.to_json(), sort_keys=True) == before

@@ -34,9 +34,10 @@ def _load_benchmark() -> ModuleType:
 
 
 type1 = _load_benchmark()
+pytestmark = pytest.mark.slow
 
 
-def _config(name: str, **changes: object):  # noqa: ANN202
+def _config(name: str, **changes: object):
     settings: dict[str, object] = {
         "hours": HOURS,
         "units_per_hour": UNITS_PER_HOUR,
@@ -59,7 +60,7 @@ def summaries() -> dict:
     return {s.config.name: s for s in type1.run_configs(configs, SIMS, processes=1)}
 
 
-def _upper(summary) -> float:  # noqa: ANN001
+def _upper(summary) -> float:
     return type1.ALPHA + type1.binomial_margin(type1.ALPHA, summary.sims)
 
 
