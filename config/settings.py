@@ -40,6 +40,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "experiments.parsers.NulInUrlMiddleware",
     # Serves the admin's, the dashboard's and Swagger UI's static files from the same process,
     # under gunicorn and under `runserver` with DEBUG off alike (no separate web server needed).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -140,7 +141,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["experiments.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["experiments.auth.HasScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["experiments.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "experiments.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,

@@ -25,13 +25,32 @@ from experiments.selectors import experiment_json, experiment_list, metric_json
 KEY_FIELD = {"max_length": 100, "validators": [KEY_VALIDATOR]}
 
 
-class LayerInput(serializers.Serializer):
+class WholeItem(serializers.Serializer):
+    """A nested item stays whole in a PATCH.
+
+    DRF applies a root serializer's `partial` to nested ones too, so in a PATCH an item of
+    `variants` or `metrics` could lack its required fields, and the service then failed with a
+    KeyError (500). A list item is always replaced whole, so its required fields are checked.
+    """
+
+    def validate(self, attrs: dict) -> dict:
+        missing = {
+            name: "This field is required."
+            for name, field in self.fields.items()
+            if field.required and not field.read_only and name not in attrs
+        }
+        if missing:
+            raise serializers.ValidationError(missing)
+        return attrs
+
+
+class LayerInput(WholeItem):
     key = serializers.CharField(**KEY_FIELD)
     start = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
     end = serializers.FloatField(min_value=0.0, max_value=1.0, default=1.0)
 
 
-class VariantInput(serializers.Serializer):
+class VariantInput(WholeItem):
     key = serializers.CharField(**KEY_FIELD)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     weight = serializers.FloatField(min_value=0.0, max_value=1.0)
@@ -39,7 +58,7 @@ class VariantInput(serializers.Serializer):
     payload = serializers.DictField(required=False, default=dict)
 
 
-class MetricRoleInput(serializers.Serializer):
+class MetricRoleInput(WholeItem):
     metric = serializers.CharField(**KEY_FIELD)
     role = serializers.ChoiceField(choices=Role.choices, default=Role.PRIMARY)
 
