@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -17,8 +18,20 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-# The default key is only good for a laptop; production must set DJANGO_SECRET_KEY.
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="variantlab-insecure-development-key-change-me")
+# The default key is only good for a laptop: anyone who knows it (it is in this file) can
+# forge sessions and password-reset links. Production mode (DEBUG off and a DATABASE_URL:
+# CONTRACT §8.4) refuses it, and the placeholder of the example env files; the embedded demo
+# (no DATABASE_URL) keeps working without a key.
+DEVELOPMENT_SECRET_KEY = "variantlab-insecure-development-key-change-me"
+SECRET_KEY = env("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
+PRODUCTION_MODE = not DEBUG and bool(env("DATABASE_URL", default=""))
+KNOWN_KEY = SECRET_KEY == DEVELOPMENT_SECRET_KEY or SECRET_KEY.startswith("change-me")
+if PRODUCTION_MODE and KNOWN_KEY:
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set (or still the example's placeholder) while DJANGO_DEBUG "
+        "is off and DATABASE_URL is set. Set it to a long random string, e.g. the output of "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
+    )
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -51,6 +64,23 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# HTTPS: off by default so plain HTTP on the loopback works (demo, tests, a reverse proxy on
+# the same host); docs/production.md and docker/.env.example switch all of it on for a site
+# served over HTTPS. `manage.py check --deploy` is clean with those set.
+# Behind a proxy that terminates TLS, trust its X-Forwarded-Proto (only if the proxy sets it
+# and strips it from clients), or the redirect below loops.
+if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+# Exempt the probes: a load balancer's health check speaks plain HTTP to the process.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+# Cookies follow the redirect unless set on their own: an HTTPS site wants both secure.
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=SECURE_SSL_REDIRECT)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=SECURE_SSL_REDIRECT)
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
