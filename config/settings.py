@@ -157,9 +157,18 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.5,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A snapshot queued or running for longer than this is stuck (worker killed, task never
+# published): beat and the next POST .../analyze recover it (CONTRACT §8.4: within 10
+# minutes). Keep it well above the longest snapshot compute (docs/benchmarks.md).
+VARIANTLAB_SNAPSHOT_RECOVERY_SECONDS = env.int("VARIANTLAB_SNAPSHOT_RECOVERY_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE = {
     # Each experiment has its own interval (analysis settings); this only checks who is due.
     "snapshots-due": {"task": "analysis.tasks.snapshots_due_task", "schedule": 60.0},
+    # Recovery within VARIANTLAB_SNAPSHOT_RECOVERY_SECONDS + this interval (5 + 1 min).
+    "snapshots-recover": {
+        "task": "analysis.tasks.snapshots_recover_task",
+        "schedule": env.float("VARIANTLAB_SNAPSHOT_RECOVERY_CHECK_SECONDS", default=60.0),
+    },
 }
 # Tasks go straight to their queue through the broker's default (nameless) exchange: the
 # Redis transport then skips a binding lookup, one round trip, on every publish.
