@@ -353,13 +353,13 @@ class ApiKeyForm(forms.ModelForm):
 
     class Meta:
         model = ApiKey
-        fields = ("name", "scopes", "is_active")
+        fields = ("name", "scopes", "rate_limit", "is_active")
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     form = ApiKeyForm
-    list_display = ("name", "prefix", "scopes", "is_active", "created_at")
+    list_display = ("name", "prefix", "scopes", "rate_limit", "is_active", "created_at")
     list_filter = ("is_active",)
     search_fields = ("name", "prefix")
     readonly_fields = ("prefix", "created_at")
@@ -369,7 +369,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
             super().save_model(request, obj, form, change)
             return
         # New keys go through the service so the secret is generated, hashed and shown once.
-        created, raw_key = services.api_key_create(name=obj.name, scopes=list(obj.scopes))
+        created, raw_key = services.api_key_create(
+            name=obj.name, scopes=list(obj.scopes), rate_limit=obj.rate_limit
+        )
         obj.pk, obj.prefix, obj.hashed_key = created.pk, created.prefix, created.hashed_key
         obj._state.adding = False
         self.message_user(

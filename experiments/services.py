@@ -249,11 +249,17 @@ def metric_save(*, data: Mapping[str, Any], metric: Metric | None = None) -> Met
     return metric
 
 
-def api_key_create(*, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
+def api_key_create(
+    *, name: str, scopes: list[str], rate_limit: int | None = None
+) -> tuple[ApiKey, str]:
     """Create a key and return it with its secret, which is never stored nor shown again."""
     raw_key = ApiKey.generate()
     api_key = ApiKey(
-        name=name, scopes=scopes, prefix=raw_key[:10], hashed_key=ApiKey.hash(raw_key)
+        name=name,
+        scopes=scopes,
+        prefix=raw_key[:10],
+        hashed_key=ApiKey.hash(raw_key),
+        rate_limit=rate_limit,
     )
     try:
         api_key.full_clean()
