@@ -118,6 +118,10 @@ class ApiKeyAuthentication(BaseAuthentication):
         identity = key_identity(raw_key)
         if identity is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        # The audit log names the key as the actor of whatever this request changes.
+        from audit.context import Actor, actor_set
+
+        actor_set(Actor("api_key", identity.name))
         return identity, identity
 
     def authenticate_header(self, request: Request) -> str:

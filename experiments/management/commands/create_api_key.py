@@ -1,5 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from audit.context import Actor, acting_as
+from audit.models import ActorType
 from experiments.errors import ServiceError
 from experiments.services import api_key_create
 
@@ -24,7 +26,8 @@ class Command(BaseCommand):
     ) -> None:
         scope_list = [s.strip() for s in scopes.split(",") if s.strip()]
         try:
-            _, raw_key = api_key_create(name=name, scopes=scope_list, rate_limit=rate_limit)
+            with acting_as(Actor(ActorType.SYSTEM, "manage.py create_api_key")):
+                _, raw_key = api_key_create(name=name, scopes=scope_list, rate_limit=rate_limit)
         except ServiceError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(raw_key)
