@@ -167,8 +167,24 @@ class PreviewForm(forms.Form):
         return value
 
 
+class RoleCheckedActionsMixin:
+    """An admin action the user may not run is a 403, not a silent "no action selected"."""
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        if not self.has_change_permission(request):
+            actions = {k: v for k, v in actions.items() if k == "delete_selected"}
+        return actions
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        action = request.POST.get("action", "") if request.method == "POST" else ""
+        if action and action not in self.get_actions(request):
+            raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
+class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
     form = ExperimentForm
     change_form_template = "admin/experiments/experiment/change_form.html"
     # Adds a link to the results dashboard above the list; otherwise the stock change list.
@@ -287,8 +303,10 @@ class ExperimentAdmin(admin.ModelAdmin):
         """Start, pause, stop or ship from the buttons on the experiment page (POST only)."""
         experiment = get_object_or_404(Experiment, pk=object_id)
         change_url = reverse("admin:experiments_experiment_change", args=[object_id])
-        if request.method != "POST" or not self.has_change_permission(request, experiment):
+        if request.method != "POST":
             return HttpResponseRedirect(change_url)
+        if not self.has_change_permission(request, experiment):
+            raise PermissionDenied  # a Viewer: a plain 403, never a silent redirect
         self._apply_move(request, experiment, move, request.POST.get("variant", ""))
         return HttpResponseRedirect(change_url)
 
@@ -370,7 +388,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         return context
 
 
-class ServiceSavedAdmin(admin.ModelAdmin):
+class ServiceSavedAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
     """Saves and deletes through the services, which validate and write the audit log."""
 
     audit_type = ""
@@ -451,7 +469,7 @@ class ApiKeyForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
     form = ApiKeyForm
     list_display = ("name", "prefix", "scopes", "rate_limit", "is_active", "created_at")
     list_filter = ("is_active",)
