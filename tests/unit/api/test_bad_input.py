@@ -126,3 +126,12 @@ def test_events__nul_in_one_event__that_event_rejected_others_kept(api) -> None:
     from events.models import Outcome
 
     assert list(Outcome.objects.values_list("event_id", flat=True)) == ["good"]
+
+
+def test_assign__nul_in_attributes__400_naming_field(api) -> None:
+    # The fast path must not take it: its exposure would fail to store on PostgreSQL
+    make_experiment("exp")
+    body = json.dumps({"unit_id": "u1", "attributes": {"country": "f\0r"}})
+    response = post_json(api, "/api/v1/assign", body)
+    assert response.status_code == 400
+    assert "attributes.country" in response.json()["error"]["fields"]
