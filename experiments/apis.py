@@ -16,6 +16,7 @@ from experiments.models import (
     Correction,
     Direction,
     Experiment,
+    Layer,
     Method,
     Metric,
     Role,
@@ -231,3 +232,46 @@ class MetricDetailApi(APIView):
         return Response(
             metric_json(services.metric_save(data=incoming.validated_data, metric=metric))
         )
+
+
+class LayerSerializer(serializers.Serializer):
+    """A layer, in and out (CONTRACT §8.4): managed as code like experiments and metrics."""
+
+    key = serializers.CharField(**KEY_FIELD)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True)
+
+
+class LayerListApi(APIView):
+    required_scopes = {"GET": "read", "POST": "write"}
+
+    @extend_schema(responses=LayerSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response([services.layer_json(layer) for layer in Layer.objects.all()])
+
+    @extend_schema(request=LayerSerializer, responses={201: LayerSerializer})
+    def post(self, request: Request) -> Response:
+        incoming = LayerSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        if Layer.objects.filter(key=incoming.validated_data["key"]).exists():
+            raise services.ConflictError(
+                "A layer with this key exists.", fields={"key": "already exists"}
+            )
+        layer = services.layer_save(data=incoming.validated_data)
+        return Response(services.layer_json(layer), status=status.HTTP_201_CREATED)
+
+
+class LayerDetailApi(APIView):
+    required_scopes = {"GET": "read", "PATCH": "write"}
+
+    @extend_schema(responses=LayerSerializer)
+    def get(self, request: Request, key: str) -> Response:
+        return Response(services.layer_json(get_object_or_404(Layer, key=key)))
+
+    @extend_schema(request=LayerSerializer, responses=LayerSerializer)
+    def patch(self, request: Request, key: str) -> Response:
+        layer = get_object_or_404(Layer, key=key)
+        incoming = LayerSerializer(data=request.data, partial=True)
+        incoming.is_valid(raise_exception=True)
+        layer = services.layer_save(data=incoming.validated_data, layer=layer)
+        return Response(services.layer_json(layer))
