@@ -279,7 +279,21 @@ class SnapshotListApi(APIView):
 
     required_scopes = "read"
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        responses=inline_serializer(
+            "SnapshotSummary",
+            {
+                "snapshot_id": serializers.IntegerField(),
+                "state": serializers.ChoiceField(["queued", "running", "done", "failed"]),
+                "requested_at": serializers.DateTimeField(),
+                "computed_at": serializers.DateTimeField(allow_null=True),
+                "srm_flagged": serializers.BooleanField(),
+                "guardrail_alert": serializers.BooleanField(),
+                "error": serializers.CharField(allow_null=True),
+            },
+            many=True,
+        )
+    )
     def get(self, request: Request, key: str) -> Response:
         experiment = get_object_or_404(Experiment, key=key)
         snapshots = experiment.snapshots.defer("results").order_by("-requested_at", "-id")

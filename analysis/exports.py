@@ -294,8 +294,23 @@ def _finite(value: float | None) -> float | None:
     return value if value is None or math.isfinite(value) else None
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (CSV/formula injection,
+# OWASP): a unit id or event name like "=HYPERLINK(...)" would run when an analyst opens the
+# file. A leading apostrophe makes it text; only text columns get it, numbers stay numbers.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: Any) -> Any:
+    """A text cell that a spreadsheet will not evaluate."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv_cell(kind: str) -> Callable[[Any], Any] | None:
     """How a value of `kind` is written to CSV; None: as is (csv writes None as empty)."""
+    if kind == "string":
+        return csv_text
     if kind == "timestamp":
         return lambda v: None if v is None else _iso(v)
     if kind == "boolean":
@@ -331,7 +346,7 @@ def _converted(
 def _csv_chunks(table: Table) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([c.name for c in table.columns])
+    writer.writerow([csv_text(c.name) for c in table.columns])
     for row in _converted(table.rows, [_csv_cell(c.kind) for c in table.columns]):
         writer.writerow(row)
         if buffer.tell() >= CHUNK_BYTES:

@@ -8,9 +8,12 @@ stores the results with one row per comparison for the charts.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from analysis.models import ACTIVE_STATES, Snapshot, SnapshotComparison, SnapshotState
@@ -39,19 +42,23 @@ HEAVY_TAIL_GATED = (Aggregation.SUM, Aggregation.MEAN)
 
 
 def snapshot_request(*, experiment: Experiment) -> Snapshot:
-    """Queue a snapshot on a worker, or return the one already queued or running."""
-    from analysis.tasks import snapshot_compute_task
+    """Queue a snapshot on a worker, or return the one already queued or running.
 
+    An active snapshot that is stuck (see `snapshot_recover`) is recovered first, so asking
+    again is always enough to get a fresh result.
+    """
     active = Snapshot.objects.filter(experiment=experiment, state__in=ACTIVE_STATES).first()
     if active is not None:
-        return active
+        active = snapshot_recover(snapshot=active)
+        if active is not None:
+            return active
     try:
         with transaction.atomic():
             snapshot = Snapshot.objects.create(experiment=experiment)
     except IntegrityError:
         # Another request queued one between our check and insert: join it.
         return Snapshot.objects.get(experiment=experiment, state__in=ACTIVE_STATES)
-    transaction.on_commit(lambda: snapshot_compute_task.delay(snapshot.pk))
+    transaction.on_commit(lambda: _snapshot_publish(snapshot.pk))
     return snapshot
 
 
@@ -102,6 +109,12 @@ def snapshot_compute(*, snapshot_id: int) -> Snapshot | None:
         )
         return None
     with transaction.atomic():
+        still_ours = Snapshot.objects.select_for_update().filter(
+            pk=snapshot_id, state=SnapshotState.RUNNING
+        )
+        if not still_ours.exists():
+            # Recovered as stuck while this ran (snapshot_recover): its replacement reports.
+            return None
         SnapshotComparison.objects.bulk_create(rows)
         snapshot.results = results
         snapshot.state = SnapshotState.DONE
@@ -391,3 +404,83 @@ def results_summary(results: dict[str, Any]) -> str:
     if results["method"] == "group_sequential" and look.get("final"):
         parts.append("The final look has been taken: these results no longer change.")
     return " ".join(parts)
+
+
+# Recovery of stuck snapshots (CONTRACT §8.4: within 10 minutes by default, by beat and on
+# the next request). A snapshot is stuck when it is `running` but its worker died (killed,
+# out of memory: the redelivered task cannot claim it), or `queued` but its task was never
+# published (broker down at commit) or was lost. Neither can be told apart from a slow
+# snapshot without asking the workers, so "stuck" is "active for longer than
+# VARIANTLAB_SNAPSHOT_RECOVERY_SECONDS", which must stay well above the longest compute
+# (docs/benchmarks.md: under a minute for a million units).
+
+
+def _snapshot_publish(snapshot_id: int) -> bool:
+    """Send the compute task; False when the broker refuses (recovery publishes it later)."""
+    from analysis.tasks import snapshot_compute_task
+
+    try:
+        snapshot_compute_task.delay(snapshot_id)
+    except Exception:
+        # A broker outage must not turn the request into a 500 after the snapshot committed;
+        # the row stays queued and `snapshots_recover` re-publishes it once the broker is back.
+        logger.warning("snapshot.publish_failed id=%s", snapshot_id, exc_info=True)
+        return False
+    return True
+
+
+def snapshot_recover(*, snapshot: Snapshot, now: Any = None) -> Snapshot | None:
+    """Recover `snapshot` if it is stuck. Returns the active snapshot standing for it
+    (itself, re-published, when queued), or None when a stuck running one was failed and
+    the experiment has no active snapshot any more (the caller may queue a new one)."""
+    now = now or timezone.now()
+    limit = now - timedelta(seconds=settings.VARIANTLAB_SNAPSHOT_RECOVERY_SECONDS)
+    if snapshot.state == SnapshotState.QUEUED:
+        if snapshot.requested_at < limit:
+            logger.warning("snapshot.recovered id=%s was=queued", snapshot.pk)
+            _snapshot_publish(snapshot.pk)  # a duplicate task is harmless: the claim is atomic
+        return snapshot
+    if snapshot.state == SnapshotState.RUNNING and (snapshot.started_at or now) < limit:
+        # Conditional: only the attempt we judged stuck is failed, once. Its worker, if it was
+        # only slow, finds the snapshot no longer running and drops its result.
+        failed = Snapshot.objects.filter(
+            pk=snapshot.pk, state=SnapshotState.RUNNING, started_at=snapshot.started_at
+        ).update(
+            state=SnapshotState.FAILED,
+            computed_at=now,
+            error=f"recovered: still running after "
+            f"{settings.VARIANTLAB_SNAPSHOT_RECOVERY_SECONDS} s (worker lost); "
+            "replaced by a new snapshot",
+        )
+        if failed:
+            logger.warning("snapshot.recovered id=%s was=running", snapshot.pk)
+            return None
+    snapshot.refresh_from_db()
+    return snapshot if snapshot.state in ACTIVE_STATES else None
+
+
+def snapshots_recover() -> list[Snapshot]:
+    """Recover every stuck snapshot (called by beat): queued ones are re-published, running
+    ones failed and replaced by a new snapshot. Returns the snapshots now active for them."""
+    now = timezone.now()
+    limit = now - timedelta(seconds=settings.VARIANTLAB_SNAPSHOT_RECOVERY_SECONDS)
+    stuck = Snapshot.objects.select_related("experiment").filter(
+        Q(state=SnapshotState.QUEUED, requested_at__lt=limit)
+        | Q(state=SnapshotState.RUNNING, started_at__lt=limit)
+    )
+    recovered = []
+    for snapshot in stuck:
+        active = snapshot_recover(snapshot=snapshot, now=now)
+        recovered.append(active or snapshot_request(experiment=snapshot.experiment))
+    return recovered
+
+
+def snapshot_oldest_pending_seconds(*, now: Any = None) -> float | None:
+    """Age of the oldest queued or running snapshot (for /readyz and the admin), or None."""
+    oldest = (
+        Snapshot.objects.filter(state__in=ACTIVE_STATES)
+        .order_by("requested_at")
+        .values_list("requested_at", flat=True)
+        .first()
+    )
+    return None if oldest is None else ((now or timezone.now()) - oldest).total_seconds()

@@ -20,3 +20,11 @@ def snapshots_due_task() -> None:
     from analysis.services import snapshots_due
 
     snapshots_due()
+
+
+@shared_task
+def snapshots_recover_task() -> None:
+    """Run by Celery beat: re-publish or replace snapshots stuck queued or running."""
+    from analysis.services import snapshots_recover
+
+    snapshots_recover()

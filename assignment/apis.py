@@ -14,7 +14,8 @@ from rest_framework.views import APIView
 from assignment.engine import Assignment
 from assignment.selectors import AssignmentConfig, assignment_config
 from assignment.services import UnitAssignments, unit_assign
-from experiments.auth import bearer_key, key_identity
+from experiments.auth import bearer_key, key_identity, over_rate_limit
+from experiments.parsers import NUL_ESCAPE
 
 
 class AssignmentOutput(serializers.Serializer):
@@ -112,6 +113,10 @@ def _answer_usual(request: HttpRequest) -> HttpResponse | None:
     identity = key_identity(raw_key) if raw_key else None
     if identity is None or not identity.allows(AssignApi.required_scopes):
         return None
+    if over_rate_limit(identity, request) is not None:
+        return None  # DRF answers the 429 (the request is counted once)
+    if NUL_ESCAPE in request.body:
+        return None  # DRF's parser answers 400 naming the field (PostgreSQL cannot store NUL)
     try:
         # As DRF's JSONParser: UTF-8, and NaN or Infinity refused.
         body = json.loads(request.body.decode("utf-8"), parse_constant=_refuse_constant)

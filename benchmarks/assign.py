@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -114,6 +115,8 @@ def service_env(args: argparse.Namespace) -> tuple[str, str, dict[str, str]]:
         **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_"))},
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DJANGO_DEBUG": "false",
+        # Production mode refuses the development key; any fresh one will do for a run.
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": redis_url,
         "REDIS_URL": redis_url,

@@ -13,9 +13,30 @@ def readyz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _database_ok(), "broker": _broker_ok()}
     ready = all(checks.values())
     return JsonResponse(
-        {"status": "ok" if ready else "unavailable", "checks": checks},
+        {
+            "status": "ok" if ready else "unavailable",
+            "checks": checks,
+            # Information for monitoring, not readiness: a web process can serve while a
+            # snapshot waits (recovery re-publishes it) or events sit in dead letters.
+            "backlog": _backlog() if checks["database"] else None,
+        },
         status=200 if ready else 503,
     )
+
+
+def _backlog() -> dict[str, float | int | None]:
+    from analysis.services import snapshot_oldest_pending_seconds
+    from events.models import DeadLetter
+
+    try:
+        oldest = snapshot_oldest_pending_seconds()
+        dead = DeadLetter.objects.filter(replayed_at__isnull=True).count()
+    except Exception:
+        return {"oldest_pending_snapshot_seconds": None, "dead_letters": None}
+    return {
+        "oldest_pending_snapshot_seconds": None if oldest is None else round(oldest, 1),
+        "dead_letters": dead,
+    }
 
 
 def _database_ok() -> bool:

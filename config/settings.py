@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -17,8 +18,20 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-# The default key is only good for a laptop; production must set DJANGO_SECRET_KEY.
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="variantlab-insecure-development-key-change-me")
+# The default key is only good for a laptop: anyone who knows it (it is in this file) can
+# forge sessions and password-reset links. Production mode (DEBUG off and a DATABASE_URL:
+# CONTRACT §8.4) refuses it, and the placeholder of the example env files; the embedded demo
+# (no DATABASE_URL) keeps working without a key.
+DEVELOPMENT_SECRET_KEY = "variantlab-insecure-development-key-change-me"
+SECRET_KEY = env("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
+PRODUCTION_MODE = not DEBUG and bool(env("DATABASE_URL", default=""))
+KNOWN_KEY = SECRET_KEY == DEVELOPMENT_SECRET_KEY or SECRET_KEY.startswith("change-me")
+if PRODUCTION_MODE and KNOWN_KEY:
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set (or still the example's placeholder) while DJANGO_DEBUG "
+        "is off and DATABASE_URL is set. Set it to a long random string, e.g. the output of "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
+    )
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -36,10 +49,12 @@ INSTALLED_APPS = [
     "assignment",
     "events",
     "analysis",
+    "audit",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "experiments.parsers.NulInUrlMiddleware",
     # Serves the admin's, the dashboard's and Swagger UI's static files from the same process,
     # under gunicorn and under `runserver` with DEBUG off alike (no separate web server needed).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -47,9 +62,28 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Who acts, for the audit log: the admin user, or the API key once DRF authenticates it.
+    "audit.context.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# HTTPS: off by default so plain HTTP on the loopback works (demo, tests, a reverse proxy on
+# the same host); docs/production.md and docker/.env.example switch all of it on for a site
+# served over HTTPS. `manage.py check --deploy` is clean with those set.
+# Behind a proxy that terminates TLS, trust its X-Forwarded-Proto (only if the proxy sets it
+# and strips it from clients), or the redirect below loops.
+if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+# Exempt the probes: a load balancer's health check speaks plain HTTP to the process.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+# Cookies follow the redirect unless set on their own: an HTTPS site wants both secure.
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=SECURE_SSL_REDIRECT)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=SECURE_SSL_REDIRECT)
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -126,9 +160,18 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.5,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A snapshot queued or running for longer than this is stuck (worker killed, task never
+# published): beat and the next POST .../analyze recover it (CONTRACT §8.4: within 10
+# minutes). Keep it well above the longest snapshot compute (docs/benchmarks.md).
+VARIANTLAB_SNAPSHOT_RECOVERY_SECONDS = env.int("VARIANTLAB_SNAPSHOT_RECOVERY_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE = {
     # Each experiment has its own interval (analysis settings); this only checks who is due.
     "snapshots-due": {"task": "analysis.tasks.snapshots_due_task", "schedule": 60.0},
+    # Recovery within VARIANTLAB_SNAPSHOT_RECOVERY_SECONDS + this interval (5 + 1 min).
+    "snapshots-recover": {
+        "task": "analysis.tasks.snapshots_recover_task",
+        "schedule": env.float("VARIANTLAB_SNAPSHOT_RECOVERY_CHECK_SECONDS", default=60.0),
+    },
 }
 # Tasks go straight to their queue through the broker's default (nameless) exchange: the
 # Redis transport then skips a binding lookup, one round trip, on every publish.
@@ -139,8 +182,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["experiments.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["experiments.auth.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["experiments.auth.ApiKeyRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["experiments.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "experiments.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,

@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("experiments.urls")),
     path("", include("events.urls")),
     path("", include("analysis.urls")),
+    path("", include("audit.urls")),
 ]
 
 urlpatterns = [

@@ -16,6 +16,7 @@ from assignment.selectors import assignment_config
 from events.services import events_enqueue
 from events.validation import MAX_BODY_BYTES, MAX_EVENTS, KnownExperiment, validate_batch
 from experiments.errors import error_body
+from experiments.parsers import NUL_ESCAPE, NulTolerantJSONParser
 
 # Reasons decided by the hash alone; others depend on attributes the client may not resend.
 HASH_DECIDED = frozenset({"assigned", "not_in_layer", "not_in_traffic", "forced"})
@@ -31,6 +32,8 @@ def _known(config: ExperimentConfig) -> KnownExperiment:
 
 class EventsApi(APIView):
     required_scopes = "events"
+    # A NUL in one event rejects that event, not the batch (validate_batch reports it).
+    parser_classes = [NulTolerantJSONParser]
 
     @extend_schema(
         request=inline_serializer(
@@ -78,9 +81,16 @@ class EventsApi(APIView):
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
         config = assignment_config.get()
-        wanted = {e.get("experiment") for e in events if isinstance(e, dict)}
+        # Only string keys are looked up; any other `experiment` is rejected per event below.
+        wanted = {
+            e["experiment"]
+            for e in events
+            if isinstance(e, dict) and isinstance(e.get("experiment"), str)
+        }
         known = {k: _known(config.experiments[k]) for k in wanted if k in config.experiments}
-        exposures, outcomes, rejected = validate_batch(events, timezone.now(), known)
+        exposures, outcomes, rejected = validate_batch(
+            events, timezone.now(), known, check_nul=NUL_ESCAPE in request.body
+        )
         accepted = len(exposures) + len(outcomes)
         if not accepted:
             body = error_body("invalid", "No valid event in the batch.", {"events": "none valid"})

@@ -147,14 +147,26 @@ def validate_outcome(event: Mapping[str, Any], now: datetime) -> dict[str, Any]:
 
 
 def validate_batch(
-    events: list[Any], now: datetime, experiments: Mapping[str, KnownExperiment]
+    events: list[Any],
+    now: datetime,
+    experiments: Mapping[str, KnownExperiment],
+    *,
+    check_nul: bool = False,
 ) -> tuple[list[dict], list[dict], list[dict]]:
-    """Split a batch into clean exposures, clean outcomes and rejections by index."""
+    """Split a batch into clean exposures, clean outcomes and rejections by index.
+
+    `check_nul`: some string of the body holds a NUL, which PostgreSQL cannot store; the
+    events holding one are rejected (naming the field), the others are kept.
+    """
+    from experiments.parsers import NUL_MESSAGE, nul_path
+
     exposures, outcomes, rejected = [], [], []
     for index, event in enumerate(events):
         try:
             if not isinstance(event, dict):
                 raise EventError({"event": "must be a JSON object"})
+            if check_nul and (path := nul_path(event)):
+                raise EventError({path: NUL_MESSAGE})
             kind = event.get("type")
             if kind == "exposure":
                 exposures.append(validate_exposure(event, now, experiments))

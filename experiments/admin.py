@@ -10,7 +10,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -189,8 +189,24 @@ class PreviewForm(forms.Form):
         return value
 
 
+class RoleCheckedActionsMixin:
+    """An admin action the user may not run is a 403, not a silent "no action selected"."""
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        if not self.has_change_permission(request):
+            actions = {k: v for k, v in actions.items() if k == "delete_selected"}
+        return actions
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        action = request.POST.get("action", "") if request.method == "POST" else ""
+        if action and action not in self.get_actions(request):
+            raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
+class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
     form = ExperimentForm
     change_form_template = "admin/experiments/experiment/change_form.html"
     # Adds a link to the results dashboard above the list; otherwise the stock change list.
@@ -218,6 +234,50 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Experiment]:
         return super().get_queryset(request).annotate(variant_total=Count("variants"))
+
+    # The audit log gets one entry per save: the experiment and its inlines (variants,
+    # metrics, forced assignments) are diffed together once the inlines are saved.
+    def save_model(self, request: HttpRequest, obj: Experiment, form: Any, change: bool) -> None:
+        request._audit_before = services.experiment_state(obj.pk) if change else None
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        services.experiment_audit_save(
+            experiment=form.instance, before=getattr(request, "_audit_before", None)
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Experiment) -> None:
+        before = services.experiment_state(obj.pk)
+        super().delete_model(request, obj)
+        services.object_delete_audit(object_type="experiment", object_key=obj.key, before=before)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
+        for experiment in queryset:
+            self.delete_model(request, experiment)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict | None = None
+    ) -> HttpResponse:
+        """The audit log of this experiment (not Django's LogEntry, which misses the API,
+        commands and the system)."""
+        from django.template.response import TemplateResponse
+
+        from audit.selectors import audit_list
+
+        experiment = get_object_or_404(Experiment, pk=object_id)
+        if not self.has_view_or_change_permission(request, experiment):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"History: {experiment.key}",
+            "opts": self.model._meta,
+            "original": experiment,
+            "entries": audit_list(experiment=experiment.key, limit=500),
+        }
+        return TemplateResponse(
+            request, "admin/experiments/experiment/audit_history.html", context
+        )
 
     @admin.display(description="Variants", ordering="variant_total")
     def variant_count(self, obj: Experiment) -> int:
@@ -284,8 +344,10 @@ class ExperimentAdmin(admin.ModelAdmin):
         """Start, pause, stop or ship from the buttons on the experiment page (POST only)."""
         experiment = get_object_or_404(Experiment, pk=object_id)
         change_url = reverse("admin:experiments_experiment_change", args=[object_id])
-        if request.method != "POST" or not self.has_change_permission(request, experiment):
+        if request.method != "POST":
             return HttpResponseRedirect(change_url)
+        if not self.has_change_permission(request, experiment):
+            raise PermissionDenied  # a Viewer: a plain 403, never a silent redirect
         self._apply_move(request, experiment, move, request.POST.get("variant", ""))
         return HttpResponseRedirect(change_url)
 
@@ -367,11 +429,54 @@ class ExperimentAdmin(admin.ModelAdmin):
         return context
 
 
+class ServiceSavedAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
+    """Saves and deletes through the services, which validate and write the audit log."""
+
+    audit_type = ""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple:
+        # The key names the object in experiments, configs and the audit log: fixed once made.
+        return ("key",) if obj is not None else ()
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        data = {f: form.cleaned_data[f] for f in form.changed_data if f in form.cleaned_data}
+        existing = type(obj).objects.get(pk=obj.pk) if change else None
+        saved = self.service_save(data=data if change else form.cleaned_data, obj=existing)
+        obj.pk = saved.pk
+        obj._state.adding = False
+
+    def service_save(self, *, data: dict, obj: Any) -> Any:
+        raise NotImplementedError
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        before = self.audit_state(obj)
+        super().delete_model(request, obj)
+        services.object_delete_audit(
+            object_type=self.audit_type, object_key=obj.key, before=before
+        )
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def audit_state(self, obj: Any) -> dict:
+        raise NotImplementedError
+
+
 @admin.register(Metric)
-class MetricAdmin(admin.ModelAdmin):
+class MetricAdmin(ServiceSavedAdmin):
     list_display = ("key", "name", "event", "aggregation", "direction", "cuped_lookback_days")
     list_filter = ("aggregation", "direction")
     search_fields = ("key", "name", "event", "denominator_event")
+    audit_type = "metric"
+
+    def service_save(self, *, data: dict, obj: Metric | None) -> Metric:
+        return services.metric_save(data=data, metric=obj)
+
+    def audit_state(self, obj: Metric) -> dict:
+        from experiments.selectors import metric_json
+
+        return metric_json(obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Metric | None = None) -> tuple:
         if obj is not None and services.started_users(obj):
@@ -402,9 +507,16 @@ class MetricAdmin(admin.ModelAdmin):
 
 
 @admin.register(Layer)
-class LayerAdmin(admin.ModelAdmin):
+class LayerAdmin(ServiceSavedAdmin):
     list_display = ("key", "name", "experiment_count")
     search_fields = ("key", "name")
+    audit_type = "layer"
+
+    def service_save(self, *, data: dict, obj: Layer | None) -> Layer:
+        return services.layer_save(data=data, layer=obj)
+
+    def audit_state(self, obj: Layer) -> dict:
+        return services.layer_json(obj)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Layer]:
         return super().get_queryset(request).annotate(experiment_total=Count("experiments"))
@@ -421,23 +533,26 @@ class ApiKeyForm(forms.ModelForm):
 
     class Meta:
         model = ApiKey
-        fields = ("name", "scopes", "is_active")
+        fields = ("name", "scopes", "rate_limit", "is_active")
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
     form = ApiKeyForm
-    list_display = ("name", "prefix", "scopes", "is_active", "created_at")
+    list_display = ("name", "prefix", "scopes", "rate_limit", "is_active", "created_at")
     list_filter = ("is_active",)
     search_fields = ("name", "prefix")
     readonly_fields = ("prefix", "created_at")
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         if change:
-            super().save_model(request, obj, form, change)
+            data = {f: form.cleaned_data[f] for f in form.changed_data}
+            services.api_key_update(api_key=ApiKey.objects.get(pk=obj.pk), data=data)
             return
         # New keys go through the service so the secret is generated, hashed and shown once.
-        created, raw_key = services.api_key_create(name=obj.name, scopes=list(obj.scopes))
+        created, raw_key = services.api_key_create(
+            name=obj.name, scopes=list(obj.scopes), rate_limit=obj.rate_limit
+        )
         obj.pk, obj.prefix, obj.hashed_key = created.pk, created.prefix, created.hashed_key
         obj._state.adding = False
         self.message_user(
@@ -445,3 +560,12 @@ class ApiKeyAdmin(admin.ModelAdmin):
             f"API key created. Copy it now, it will not be shown again: {raw_key}",
             messages.WARNING,
         )
+
+    def delete_model(self, request: HttpRequest, obj: ApiKey) -> None:
+        before = services.api_key_json(obj)
+        super().delete_model(request, obj)
+        services.object_delete_audit(object_type="api_key", object_key=obj.prefix, before=before)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        for api_key in queryset:
+            self.delete_model(request, api_key)

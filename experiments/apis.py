@@ -16,6 +16,7 @@ from experiments.models import (
     Correction,
     Direction,
     Experiment,
+    Layer,
     Method,
     Metric,
     Role,
@@ -25,13 +26,32 @@ from experiments.selectors import experiment_json, experiment_list, metric_json
 KEY_FIELD = {"max_length": 100, "validators": [KEY_VALIDATOR]}
 
 
-class LayerInput(serializers.Serializer):
+class WholeItem(serializers.Serializer):
+    """A nested item stays whole in a PATCH.
+
+    DRF applies a root serializer's `partial` to nested ones too, so in a PATCH an item of
+    `variants` or `metrics` could lack its required fields, and the service then failed with a
+    KeyError (500). A list item is always replaced whole, so its required fields are checked.
+    """
+
+    def validate(self, attrs: dict) -> dict:
+        missing = {
+            name: "This field is required."
+            for name, field in self.fields.items()
+            if field.required and not field.read_only and name not in attrs
+        }
+        if missing:
+            raise serializers.ValidationError(missing)
+        return attrs
+
+
+class LayerInput(WholeItem):
     key = serializers.CharField(**KEY_FIELD)
     start = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
     end = serializers.FloatField(min_value=0.0, max_value=1.0, default=1.0)
 
 
-class VariantInput(serializers.Serializer):
+class VariantInput(WholeItem):
     key = serializers.CharField(**KEY_FIELD)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     weight = serializers.FloatField(min_value=0.0, max_value=1.0)
@@ -39,7 +59,7 @@ class VariantInput(serializers.Serializer):
     payload = serializers.DictField(required=False, default=dict)
 
 
-class MetricRoleInput(serializers.Serializer):
+class MetricRoleInput(WholeItem):
     metric = serializers.CharField(**KEY_FIELD)
     role = serializers.ChoiceField(choices=Role.choices, default=Role.PRIMARY)
     harm_margin = serializers.FloatField(
@@ -217,3 +237,46 @@ class MetricDetailApi(APIView):
         return Response(
             metric_json(services.metric_save(data=incoming.validated_data, metric=metric))
         )
+
+
+class LayerSerializer(serializers.Serializer):
+    """A layer, in and out (CONTRACT §8.4): managed as code like experiments and metrics."""
+
+    key = serializers.CharField(**KEY_FIELD)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True)
+
+
+class LayerListApi(APIView):
+    required_scopes = {"GET": "read", "POST": "write"}
+
+    @extend_schema(responses=LayerSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response([services.layer_json(layer) for layer in Layer.objects.all()])
+
+    @extend_schema(request=LayerSerializer, responses={201: LayerSerializer})
+    def post(self, request: Request) -> Response:
+        incoming = LayerSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        if Layer.objects.filter(key=incoming.validated_data["key"]).exists():
+            raise services.ConflictError(
+                "A layer with this key exists.", fields={"key": "already exists"}
+            )
+        layer = services.layer_save(data=incoming.validated_data)
+        return Response(services.layer_json(layer), status=status.HTTP_201_CREATED)
+
+
+class LayerDetailApi(APIView):
+    required_scopes = {"GET": "read", "PATCH": "write"}
+
+    @extend_schema(responses=LayerSerializer)
+    def get(self, request: Request, key: str) -> Response:
+        return Response(services.layer_json(get_object_or_404(Layer, key=key)))
+
+    @extend_schema(request=LayerSerializer, responses=LayerSerializer)
+    def patch(self, request: Request, key: str) -> Response:
+        layer = get_object_or_404(Layer, key=key)
+        incoming = LayerSerializer(data=request.data, partial=True)
+        incoming.is_valid(raise_exception=True)
+        layer = services.layer_save(data=incoming.validated_data, layer=layer)
+        return Response(services.layer_json(layer))

@@ -6,4 +6,4 @@ class ExperimentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from experiments import signals  # noqa: F401
+        from experiments import schema, signals  # noqa: F401

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.http import HttpRequest
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
 
 from experiments.config_version import VersionedCache
 
@@ -17,6 +19,7 @@ class ApiKeyIdentity:
     id: int
     name: str
     scopes: frozenset[str]
+    rate_limit: int | None = None  # requests per second; None: unlimited
 
     is_authenticated = True
 
@@ -27,8 +30,13 @@ class ApiKeyIdentity:
 def _load_active_keys() -> dict[str, ApiKeyIdentity]:
     from experiments.models import ApiKey
 
-    rows = ApiKey.objects.filter(is_active=True).values_list("hashed_key", "id", "name", "scopes")
-    return {h: ApiKeyIdentity(pk, name, frozenset(scopes)) for h, pk, name, scopes in rows}
+    rows = ApiKey.objects.filter(is_active=True).values_list(
+        "hashed_key", "id", "name", "scopes", "rate_limit"
+    )
+    return {
+        h: ApiKeyIdentity(pk, name, frozenset(scopes), limit)
+        for h, pk, name, scopes, limit in rows
+    }
 
 
 active_keys = VersionedCache(_load_active_keys)
@@ -40,12 +48,12 @@ def _fresh_key(hashed: str) -> ApiKeyIdentity | None:
 
     row = (
         ApiKey.objects.filter(hashed_key=hashed, is_active=True)
-        .values_list("id", "name", "scopes")
+        .values_list("id", "name", "scopes", "rate_limit")
         .first()
     )
     if row is None:
         return None
-    identity = ApiKeyIdentity(row[0], row[1], frozenset(row[2]))
+    identity = ApiKeyIdentity(row[0], row[1], frozenset(row[2]), row[3])
     active_keys.get()[hashed] = identity
     return identity
 
@@ -65,6 +73,40 @@ def bearer_key(header: str) -> str | None:
     return raw_key if scheme.lower() == "bearer" and raw_key else None
 
 
+RATE_WAIT_ATTR = "_variantlab_rate_wait"
+
+
+def over_rate_limit(identity: ApiKeyIdentity, request: HttpRequest) -> int | None:
+    """Counts `request` against its key's limit: None if it may go ahead, else the seconds
+    to wait. /assign's fast path calls it and leaves a limited request to DRF, which answers
+    429 from the stored result, so a request is counted once."""
+    if identity.rate_limit is None:
+        return None  # unlimited keys pay nothing
+    from experiments.ratelimit import rate_limit_wait
+
+    wait = rate_limit_wait(key_id=identity.id, limit=identity.rate_limit)
+    setattr(request, RATE_WAIT_ATTR, wait)
+    return wait
+
+
+class ApiKeyRateThrottle(BaseThrottle):
+    """429 `rate_limited` with Retry-After once a key is over its requests per second."""
+
+    def allow_request(self, request: Request, view: object) -> bool:
+        identity = request.auth
+        if not isinstance(identity, ApiKeyIdentity):
+            return True  # no key: the permission check has answered 401 already
+        django_request = request._request
+        if hasattr(django_request, RATE_WAIT_ATTR):
+            self._wait = getattr(django_request, RATE_WAIT_ATTR)
+        else:
+            self._wait = over_rate_limit(identity, django_request)
+        return self._wait is None
+
+    def wait(self) -> float | None:
+        return getattr(self, "_wait", None)
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[ApiKeyIdentity, ApiKeyIdentity] | None:
         header = request.META.get("HTTP_AUTHORIZATION", "")
@@ -76,6 +118,10 @@ class ApiKeyAuthentication(BaseAuthentication):
         identity = key_identity(raw_key)
         if identity is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        # The audit log names the key as the actor of whatever this request changes.
+        from audit.context import Actor, actor_set
+
+        actor_set(Actor("api_key", identity.name))
         return identity, identity
 
     def authenticate_header(self, request: Request) -> str:

@@ -88,9 +88,15 @@ class VersionedCache(Generic[T]):
             version = config_version_read()
         except redis.RedisError:
             if self._value is None:
-                raise
-            # Keep serving the last good config: assignment must not fail because Redis blinked.
-            logger.warning("config_version.read_failed; serving cached config")
+                # A process that starts while Redis is down: the database holds the truth (the
+                # stamp only says when to re-read it), and an unknown version makes the first
+                # check after Redis returns load it again.
+                logger.warning("config_version.read_failed; loading from the database")
+                self._value, self._version = self._loader(), None
+            else:
+                # Keep serving the last good config: assignment must not fail because Redis
+                # blinked.
+                logger.warning("config_version.read_failed; serving cached config")
             self._next_check = now + settings.VARIANTLAB_CONFIG_POLL_SECONDS
             return
         if version != self._version or self._value is None:

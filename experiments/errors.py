@@ -85,6 +85,15 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return validation_response(detail)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
+    if isinstance(exc, exceptions.Throttled):
+        # DRF's own handler adds the Retry-After header; the code is the contract's.
+        response = exception_handler(exc, context)
+        wait = int(exc.wait or 1)
+        response.data = error_body(
+            "rate_limited",
+            f"This API key is over its requests-per-second limit; retry after {wait} s.",
+        )
+        return response
     response = exception_handler(exc, context)
     if response is None:
         return None

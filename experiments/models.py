@@ -316,6 +316,14 @@ class ApiKey(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Requests per second, shared by all web processes (experiments/ratelimit.py); empty: no
+    # limit.
+    rate_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Requests per second across all web processes; empty for no limit.",
+    )
 
     class Meta:
         ordering = ["-created_at"]

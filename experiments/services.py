@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_changes, audit_record
 from experiments.errors import ConflictError, ServiceError
 from experiments.models import (
     ApiKey,
@@ -112,19 +113,37 @@ def experiment_start(*, experiment: Experiment) -> Experiment:
             fields={"planned_sample_size": f"required for method {experiment.method}"},
         )
     experiment.full_clean()
+    before = experiment.status
     experiment.status = Status.RUNNING
     if experiment.started_at is None:
         experiment.started_at = timezone.now()
     experiment.save(update_fields=["status", "started_at", "updated_at"])
+    _audit_move(experiment, "start" if before == Status.DRAFT else "resume", before)
     return experiment
 
 
+def _audit_move(experiment: Experiment, action: str, before: str, reason: str = "") -> None:
+    changes = {"status": [before, experiment.status]}
+    if experiment.shipped_variant:
+        changes["shipped_variant"] = [None, experiment.shipped_variant]
+    audit_record(
+        action=action,
+        object_type="experiment",
+        object_key=experiment.key,
+        experiment_key=experiment.key,
+        changes=changes,
+        reason=reason,
+    )
+
+
 @transaction.atomic
-def experiment_pause(*, experiment: Experiment) -> Experiment:
+def experiment_pause(*, experiment: Experiment, reason: str = "") -> Experiment:
     experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
     _move(experiment, Status.PAUSED)
+    before = experiment.status
     experiment.status = Status.PAUSED
     experiment.save(update_fields=["status", "updated_at"])
+    _audit_move(experiment, "pause", before, reason)
     return experiment
 
 
@@ -138,10 +157,12 @@ def experiment_stop(*, experiment: Experiment, shipped_variant: str = "") -> Exp
             f"Unknown variant '{shipped_variant}'; this experiment has {keys}.",
             fields={"shipped_variant": f"must be one of {keys}"},
         )
+    before = experiment.status
     experiment.status = Status.STOPPED
     experiment.shipped_variant = shipped_variant
     experiment.stopped_at = timezone.now()
     experiment.save(update_fields=["status", "shipped_variant", "stopped_at", "updated_at"])
+    _audit_move(experiment, "stop", before)
     return experiment
 
 
@@ -165,8 +186,10 @@ def experiment_save(
     creating = experiment is None
     if experiment is None:
         experiment = Experiment()
+        before = None
     else:
         experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+        before = experiment_state(experiment.pk)
     if not creating and experiment.status == Status.STOPPED:
         raise ConflictError(f"Experiment '{experiment.key}' is stopped and can no longer change.")
     if not creating and experiment.status in (Status.RUNNING, Status.PAUSED):
@@ -194,6 +217,7 @@ def experiment_save(
         _replace_metrics(experiment, data["metrics"])
     if "forced_assignments" in data:
         _replace_forced(experiment, data["forced_assignments"])
+    experiment_audit_save(experiment=experiment, before=before)
     return experiment
 
 
@@ -232,6 +256,27 @@ def _refuse_frozen_changes(experiment: Experiment, data: Mapping[str, Any]) -> N
             fields=changed,
             code="frozen",
         )
+
+
+def experiment_state(pk: int) -> dict[str, Any]:
+    from experiments.selectors import experiment_json, experiment_list
+
+    return experiment_json(experiment_list().get(pk=pk))
+
+
+def experiment_audit_save(*, experiment: Experiment, before: dict[str, Any] | None) -> None:
+    """One entry for a create or an update (no entry when nothing changed). `before` is
+    `experiment_state` read before the change, None for a create."""
+    changes = audit_changes(before, experiment_state(experiment.pk))
+    if before is not None and not changes:
+        return
+    audit_record(
+        action="create" if before is None else "update",
+        object_type="experiment",
+        object_key=experiment.key,
+        experiment_key=experiment.key,
+        changes=changes,
+    )
 
 
 def _apply_layer(experiment: Experiment, layer: Mapping[str, Any] | None) -> None:
@@ -316,7 +361,10 @@ def _replace_forced(experiment: Experiment, forced: Mapping[str, str]) -> None:
 
 @transaction.atomic
 def metric_save(*, data: Mapping[str, Any], metric: Metric | None = None) -> Metric:
+    from experiments.selectors import metric_json
+
     creating = metric is None
+    before = metric_json(metric) if metric is not None and metric.pk else None
     metric = metric or Metric()
     if not creating:
         _refuse_frozen_metric_changes(metric, data)
@@ -329,6 +377,14 @@ def metric_save(*, data: Mapping[str, Any], metric: Metric | None = None) -> Met
     except ValidationError as exc:
         raise _as_validation_error(exc) from exc
     metric.save()
+    changes = audit_changes(before, metric_json(metric))
+    if before is None or changes:
+        audit_record(
+            action="create" if before is None else "update",
+            object_type="metric",
+            object_key=metric.key,
+            changes=changes,
+        )
     return metric
 
 
@@ -357,15 +413,102 @@ def started_users(metric: Metric) -> list[str]:
     )
 
 
-def api_key_create(*, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
+def api_key_create(
+    *, name: str, scopes: list[str], rate_limit: int | None = None
+) -> tuple[ApiKey, str]:
     """Create a key and return it with its secret, which is never stored nor shown again."""
     raw_key = ApiKey.generate()
     api_key = ApiKey(
-        name=name, scopes=scopes, prefix=raw_key[:10], hashed_key=ApiKey.hash(raw_key)
+        name=name,
+        scopes=scopes,
+        prefix=raw_key[:10],
+        hashed_key=ApiKey.hash(raw_key),
+        rate_limit=rate_limit,
     )
     try:
         api_key.full_clean()
     except ValidationError as exc:
         raise _as_validation_error(exc) from exc
     api_key.save()
+    audit_record(
+        action="create",
+        object_type="api_key",
+        object_key=api_key.prefix,
+        changes=audit_changes(None, api_key_json(api_key)),
+    )
     return api_key, raw_key
+
+
+def api_key_json(api_key: ApiKey) -> dict[str, Any]:
+    """What the audit log shows of a key: never its secret or hash."""
+    return {
+        "name": api_key.name,
+        "prefix": api_key.prefix,
+        "scopes": list(api_key.scopes),
+        "rate_limit": api_key.rate_limit,
+        "is_active": api_key.is_active,
+    }
+
+
+@transaction.atomic
+def api_key_update(*, api_key: ApiKey, data: Mapping[str, Any]) -> ApiKey:
+    """Change a key's name, scopes, rate limit or active flag (never its secret)."""
+    api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    before = api_key_json(api_key)
+    for field in ("name", "scopes", "rate_limit", "is_active"):
+        if field in data:
+            setattr(api_key, field, data[field])
+    try:
+        api_key.full_clean()
+    except ValidationError as exc:
+        raise _as_validation_error(exc) from exc
+    api_key.save()
+    changes = audit_changes(before, api_key_json(api_key))
+    if changes:
+        action = "revoke" if changes.get("is_active") == [True, False] else "update"
+        audit_record(
+            action=action, object_type="api_key", object_key=api_key.prefix, changes=changes
+        )
+    return api_key
+
+
+def layer_json(layer: Layer) -> dict[str, Any]:
+    return {"key": layer.key, "name": layer.name, "description": layer.description}
+
+
+@transaction.atomic
+def layer_save(*, data: Mapping[str, Any], layer: Layer | None = None) -> Layer:
+    """Create a layer, or update the fields present in `data`. A layer's key never changes:
+    experiments and clients' cached configs name it."""
+    before = layer_json(layer) if layer is not None and layer.pk else None
+    if before is not None and "key" in data and data["key"] != layer.key:
+        raise ServiceError("A layer's key cannot change.", fields={"key": "immutable"})
+    layer = layer or Layer()
+    for field in ("key", "name", "description"):
+        if field in data:
+            setattr(layer, field, data[field])
+    try:
+        layer.full_clean()
+    except ValidationError as exc:
+        raise _as_validation_error(exc) from exc
+    layer.save()
+    changes = audit_changes(before, layer_json(layer))
+    if before is None or changes:
+        audit_record(
+            action="create" if before is None else "update",
+            object_type="layer",
+            object_key=layer.key,
+            changes=changes,
+        )
+    return layer
+
+
+def object_delete_audit(*, object_type: str, object_key: str, before: Mapping[str, Any]) -> None:
+    """The entry for a deletion (the admin is the only place that deletes configuration)."""
+    audit_record(
+        action="delete",
+        object_type=object_type,
+        object_key=object_key,
+        experiment_key=object_key if object_type == "experiment" else "",
+        changes=audit_changes(before, None),
+    )

@@ -15,4 +15,6 @@ urlpatterns = [
     ],
     path("metrics", apis.MetricListApi.as_view(), name="metric-list"),
     path("metrics/<str:key>", apis.MetricDetailApi.as_view(), name="metric-detail"),
+    path("layers", apis.LayerListApi.as_view(), name="layer-list"),
+    path("layers/<str:key>", apis.LayerDetailApi.as_view(), name="layer-detail"),
 ]

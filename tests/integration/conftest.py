@@ -53,11 +53,17 @@ class CeleryWorker:
     """One `celery worker` process; kill() is a kill -9 of the whole process group."""
 
     def __init__(
-        self, name: str, concurrency: int = 2, extra_env: dict[str, str] | None = None
+        self,
+        name: str,
+        concurrency: int = 2,
+        extra_env: dict[str, str] | None = None,
+        beat: bool = False,
     ) -> None:
         self.name = name
         self.concurrency = concurrency
         self.extra_env = extra_env or {}
+        # With `beat`, the worker also runs Celery beat's schedule (`-B`), as one process.
+        self.beat = beat
         self.process: subprocess.Popen | None = None
         ARTIFACTS.mkdir(exist_ok=True)
         self.log_path = ARTIFACTS / f"worker-{name}.log"
@@ -78,6 +84,7 @@ class CeleryWorker:
                 "--without-gossip",
                 "--without-mingle",
                 "--loglevel=INFO",
+                *(["-B", "-s", str(ARTIFACTS / f"beat-{self.name}")] if self.beat else []),
             ],
             cwd=ROOT,
             env=process_env() | self.extra_env,

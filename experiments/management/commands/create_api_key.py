@@ -1,5 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from audit.context import Actor, acting_as
+from audit.models import ActorType
 from experiments.errors import ServiceError
 from experiments.services import api_key_create
 
@@ -12,11 +14,20 @@ class Command(BaseCommand):
         parser.add_argument(
             "--scopes", required=True, help="Comma-separated: assign,events,read,write or all."
         )
+        parser.add_argument(
+            "--rate-limit",
+            type=int,
+            default=None,
+            help="Requests per second, shared by all web processes (default: no limit).",
+        )
 
-    def handle(self, *args: object, name: str, scopes: str, **options: object) -> None:
+    def handle(
+        self, *args: object, name: str, scopes: str, rate_limit: int | None, **options: object
+    ) -> None:
         scope_list = [s.strip() for s in scopes.split(",") if s.strip()]
         try:
-            _, raw_key = api_key_create(name=name, scopes=scope_list)
+            with acting_as(Actor(ActorType.SYSTEM, "manage.py create_api_key")):
+                _, raw_key = api_key_create(name=name, scopes=scope_list, rate_limit=rate_limit)
         except ServiceError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(raw_key)

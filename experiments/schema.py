@@ -1,0 +1,19 @@
+"""OpenAPI description of the API key authentication (drf-spectacular extension).
+
+Without it the schema has no security scheme: generated clients and the fuzz tests would not
+know to send `Authorization: Bearer <key>`, and `check --deploy` warns for every view.
+"""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "experiments.auth.ApiKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema: object) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key: `Authorization: Bearer <key>` (CONTRACT §3).",
+        }
