@@ -1,0 +1,1 @@
+"""Variantlab's Python client."""
