@@ -24,10 +24,12 @@ class AssignmentOutput(serializers.Serializer):
     reason = serializers.ChoiceField(
         choices=[
             "not_running",
+            "shipped",
             "forced",
             "not_targeted",
             "not_in_layer",
             "not_in_traffic",
+            "rolled_back",
             "assigned",
         ]
     )
@@ -232,7 +234,8 @@ _MISSING = object()
 
 
 class ConfigApi(APIView):
-    """Every running experiment with what local evaluation needs; ETag / If-None-Match aware."""
+    """Every running, paused or shipped experiment with what local evaluation needs (CONTRACT
+    §3, §8.7); ETag / If-None-Match aware."""
 
     required_scopes = "assign"
 

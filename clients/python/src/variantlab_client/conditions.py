@@ -14,11 +14,16 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["evaluate_condition", "padded_version_string", "validate_condition"]
+__all__ = [
+    "compile_condition",
+    "evaluate_condition",
+    "padded_version_string",
+    "validate_condition",
+]
 
 _LOGICAL = frozenset({"$and", "$or", "$nor", "$not"})
 _LIST_OPERATORS = frozenset({"$in", "$nin", "$ini", "$nini", "$all", "$alli"})
@@ -437,6 +442,77 @@ def _eval_operator(operator: str, actual: Any, expected: Any) -> bool:
     # Saved groups are out of scope, so no unit is in any group: $notInGroup always holds,
     # while $inGroup and unknown operators never match, as in GrowthBook.
     return operator == "$notInGroup"
+
+
+# --- Compilation --------------------------------------------------------------------------------
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+_StringTest = Callable[[str], bool]
+
+
+def compile_condition(condition: Mapping[str, Any] | None) -> Predicate | None:
+    """``evaluate_condition`` with the work that depends only on the condition done once.
+
+    None means "always true". Each top-level attribute becomes its own test; the common shapes
+    (a string, ``$eq``/``$ne`` a string, ``$in``/``$nin`` a list, ``$vgt``...) get a shortcut
+    taken only when the attribute value is a string, where it provably equals the general rule
+    (strict equality of strings; a non-string in the list never equals a string). Any other
+    value or shape goes through the general evaluator, so results never differ from it.
+    """
+    if not condition:
+        return None
+    if not isinstance(condition, Mapping):
+        return lambda attributes: False
+    tests = [_compile_entry(key, value) for key, value in condition.items()]
+    if len(tests) == 1:
+        return tests[0]
+    return lambda attributes: all(test(attributes) for test in tests)
+
+
+def _compile_entry(key: str, expected: Any) -> Predicate:
+    def general(attributes: Mapping[str, Any]) -> bool:
+        return _eval_condition(attributes, {key: expected})
+
+    fast = None if key.startswith("$") or "." in key else _string_test(expected)
+    if fast is None:
+        return general
+
+    def entry(attributes: Mapping[str, Any]) -> bool:
+        value = attributes.get(key) if type(attributes) is dict else None
+        if type(value) is str:
+            return fast(value)
+        return general(attributes)
+
+    return entry
+
+
+def _string_test(expected: Any) -> _StringTest | None:
+    """An exact test for a string attribute value, or None when there is no shortcut."""
+    if isinstance(expected, str):
+        return expected.__eq__
+    if not _is_operator_object(expected) or len(expected) != 1:
+        return None
+    ((operator, operand),) = expected.items()
+    if operator in ("$eq", "$ne") and isinstance(operand, str):
+        return operand.__eq__ if operator == "$eq" else operand.__ne__
+    if operator in ("$in", "$nin") and _is_array(operand):
+        strings = frozenset(e for e in operand if isinstance(e, str))
+        return strings.__contains__ if operator == "$in" else lambda v: v not in strings
+    if operator in _VERSION_OPERATORS and isinstance(operand, str | int | float):
+        padded = padded_version_string(operand)
+        compare = _VERSION_ORDER[operator]
+        return lambda v: compare(_utf16_compare(padded_version_string(v), padded))
+    return None
+
+
+_VERSION_ORDER: dict[str, Callable[[int], bool]] = {
+    "$veq": lambda order: order == 0,
+    "$vne": lambda order: order != 0,
+    "$vgt": lambda order: order > 0,
+    "$vgte": lambda order: order >= 0,
+    "$vlt": lambda order: order < 0,
+    "$vlte": lambda order: order <= 0,
+}
 
 
 # --- Validation ---------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ same seed, weights and coverage puts a unit in the same variant:
   ``choose_variant`` finds the range holding the point (-1: outside coverage).
 - ``in_namespace`` places a unit inside a layer's slice so experiments in one layer never share
   a unit.
-- ``assign`` applies those steps to one experiment in the contract's order.
+- ``assign`` applies those steps to one experiment in the contract's order; ``ExperimentSet``
+  applies them to several experiments for one unit, sharing the hashing work between them.
 
 Pure standard library, no Django: this is the hottest path of the service.
 """
@@ -17,20 +18,27 @@ Pure standard library, no Django: this is the hottest path of the service.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from variantlab_client.conditions import evaluate_condition, validate_condition
+from variantlab_client.conditions import (
+    Predicate,
+    compile_condition,
+    evaluate_condition,
+    validate_condition,
+)
 
 __all__ = [
     "Assignment",
     "ExperimentConfig",
+    "ExperimentSet",
     "VariantConfig",
     "assign",
     "bucket_ranges",
     "choose_variant",
+    "compile_condition",
     "evaluate_condition",
     "fnv1a32",
     "hash_unit",
@@ -151,7 +159,35 @@ class VariantConfig:
     key: str
     weight: float
     is_control: bool
-    payload: dict
+    payload: dict[str, Any]
+    # CONTRACT §8.3: a rolled-back treatment keeps its range, and its units are served control.
+    rolled_back: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """What one unit gets in one experiment. ``variant`` and ``payload`` are None only for the
+    client's ``fallback`` (no configuration ever loaded: the app serves its own default)."""
+
+    variant: str | None
+    payload: dict[str, Any] | None
+    in_experiment: bool
+    # not_running | shipped | forced | not_targeted | not_in_layer | not_in_traffic |
+    # rolled_back | assigned | fallback (client only)
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Answers:
+    """Every answer an experiment can give, built once per config: the hot path allocates none
+    (frozen, so sharing one object between units is safe)."""
+
+    stopped: Assignment
+    forced: dict[str, Assignment]
+    not_targeted: Assignment
+    not_in_layer: Assignment
+    not_in_traffic: Assignment
+    by_range: tuple[Assignment, ...]  # step 6 for each range: assigned, or rolled_back
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,13 +198,16 @@ class ExperimentConfig:
     hash_version: int
     coverage: float
     variants: tuple[VariantConfig, ...]  # in display order; exactly one is_control
-    condition: dict
+    condition: dict[str, Any]
     layer: tuple[str, float, float] | None  # (layer key, start, end)
     forced: Mapping[str, str]  # unit id -> variant key
     shipped_variant: str | None = None
     # Derived once per config load rather than on every assignment (the hot path).
     ranges: tuple[tuple[float, float], ...] = field(init=False, repr=False, compare=False)
     control: VariantConfig = field(init=False, repr=False, compare=False)
+    answers: _Answers = field(init=False, repr=False, compare=False)
+    matches: Predicate | None = field(init=False, repr=False, compare=False)
+    seed_state: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         weights = tuple(v.weight for v in self.variants)
@@ -178,49 +217,144 @@ class ExperimentConfig:
             control = self.variants[0]
         object.__setattr__(self, "ranges", ranges)
         object.__setattr__(self, "control", control)
+        if control is not None:
+            object.__setattr__(self, "answers", _answers_build(self, control))
+        object.__setattr__(self, "matches", compile_condition(self.condition))
+        object.__setattr__(self, "seed_state", _fnv_update(_FNV_OFFSET, self.seed))
+
+    def variant(self, key: str | None) -> VariantConfig | None:
+        return next((v for v in self.variants if v.key == key), None)
+
+    @property
+    def shipped(self) -> VariantConfig | None:
+        """The variant every unit gets (CONTRACT §8.7), when stopped with a shipped variant."""
+        return self.variant(self.shipped_variant) if self.status == "stopped" else None
 
 
-@dataclass(frozen=True, slots=True)
-class Assignment:
-    variant: str
-    payload: dict
-    in_experiment: bool
-    reason: str  # not_running | forced | not_targeted | not_in_layer | not_in_traffic | assigned
-
-
-def _variant_named(config: ExperimentConfig, key: str | None) -> VariantConfig | None:
-    for variant in config.variants:
-        if variant.key == key:
-            return variant
-    return None
-
-
-def _outcome(variant: VariantConfig, reason: str, in_experiment: bool = False) -> Assignment:
+def _answer(variant: VariantConfig, reason: str, in_experiment: bool = False) -> Assignment:
     return Assignment(variant.key, variant.payload, in_experiment, reason)
 
 
+def _answers_build(config: ExperimentConfig, control: VariantConfig) -> _Answers:
+    shipped = config.shipped
+    rolled_back = _answer(control, "rolled_back")
+    return _Answers(
+        stopped=_answer(shipped, "shipped") if shipped else _answer(control, "not_running"),
+        forced={v.key: _answer(v, "forced") for v in config.variants},
+        not_targeted=_answer(control, "not_targeted"),
+        not_in_layer=_answer(control, "not_in_layer"),
+        not_in_traffic=_answer(control, "not_in_traffic"),
+        by_range=tuple(
+            rolled_back if v.rolled_back else _answer(v, "assigned", in_experiment=True)
+            for v in config.variants
+        ),
+    )
+
+
 def assign(config: ExperimentConfig, unit_id: str, attributes: Mapping[str, Any]) -> Assignment:
-    """The variant one unit sees, and why (CONTRACT.md §2, steps 1-6 in order).
+    """The variant one unit sees, and why (CONTRACT.md §2, steps 1-6 in order; §8.3, §8.7).
 
     Only ``assigned`` units are in the experiment and get an exposure logged. A forced key that
     names no variant of the experiment is ignored rather than trusted.
     """
+    return _decide(config, unit_id, attributes, None, {})
+
+
+def _decide(
+    config: ExperimentConfig,
+    unit_id: str,
+    attributes: Mapping[str, Any],
+    first_pass: int | None,
+    layer_points: dict[str, float | None],
+) -> Assignment:
+    """``assign``; ``first_pass`` is the v2 hash's first FNV when already computed, and
+    ``layer_points`` holds the unit's namespace points met so far (one per layer)."""
+    answers = config.answers
     if config.status != "running":
-        shipped = _variant_named(config, config.shipped_variant)
-        if config.status == "stopped" and shipped is not None:
-            return _outcome(shipped, "not_running")
-        return _outcome(config.control, "not_running")
-    forced_key = config.forced.get(unit_id) if config.forced else None
-    if forced_key is not None:
-        forced = _variant_named(config, forced_key)
+        return answers.stopped
+    if config.forced:
+        forced = answers.forced.get(config.forced.get(unit_id, ""))
         if forced is not None:
-            return _outcome(forced, "forced")
-    if config.condition and not evaluate_condition(config.condition, attributes):
-        return _outcome(config.control, "not_targeted")
-    if config.layer is not None and not in_namespace(unit_id, config.layer):
-        return _outcome(config.control, "not_in_layer")
-    point = hash_unit(config.seed, unit_id, config.hash_version)
-    index = -1 if point is None else choose_variant(point, config.ranges)
-    if index == -1:
-        return _outcome(config.control, "not_in_traffic")
-    return _outcome(config.variants[index], "assigned", in_experiment=True)
+            return forced
+    if config.matches is not None and not config.matches(attributes):
+        return answers.not_targeted
+    layer = config.layer
+    if layer is not None:
+        if layer[0] in layer_points:
+            layer_point = layer_points[layer[0]]
+        else:
+            layer_point = layer_points[layer[0]] = hash_unit("__" + layer[0], unit_id, 1)
+        if layer_point is None or not layer[1] <= layer_point < layer[2]:
+            return answers.not_in_layer
+    if first_pass is not None:
+        point: float | None = _fnv_update(_FNV_OFFSET, str(first_pass)) % 10000 / 10000
+    elif config.hash_version == 2:
+        first = _fnv_update(config.seed_state, unit_id)
+        point = _fnv_update(_FNV_OFFSET, str(first)) % 10000 / 10000
+    else:
+        point = hash_unit(config.seed, unit_id, config.hash_version)
+    if point is not None:
+        for index, (low, high) in enumerate(config.ranges):
+            if low <= point < high:
+                return answers.by_range[index]
+    return answers.not_in_traffic
+
+
+# --- Several experiments, one unit --------------------------------------------------------------
+
+# The v2 hash starts with FNV over seed + unit id, a byte-at-a-time loop that is most of an
+# assignment's cost. Every experiment walks the same unit id bytes from its own seed state, so
+# the states of all experiments are packed into one Python int, 64 bits apart, and advanced
+# together: XOR the byte into every lane, multiply by the prime, mask each lane to 32 bits. A
+# lane never carries into the next (a 32-bit state times the 25-bit prime is under 2^57).
+_LANE_BITS = 64
+
+
+class ExperimentSet:
+    """Several experiments assigned together for one unit, each exactly as ``assign`` would."""
+
+    __slots__ = ("_entries", "_initial", "_mask", "_ones", "_spread", "configs")
+
+    def __init__(self, configs: Iterable[ExperimentConfig]) -> None:
+        self.configs = tuple(configs)
+        shifts = []
+        initial = mask = ones = lanes = 0
+        for config in self.configs:
+            if config.status == "running" and config.hash_version == 2:
+                shift = lanes * _LANE_BITS
+                initial |= config.seed_state << shift
+                mask |= _MASK32 << shift
+                ones |= 1 << shift
+                lanes += 1
+                shifts.append(shift)
+            else:
+                shifts.append(-1)
+        self._entries = tuple(zip(self.configs, shifts, strict=True))
+        self._initial, self._mask, self._ones = initial, mask, ones
+        self._spread = tuple(byte * ones for byte in range(128))
+
+    def assign(self, unit_id: str, attributes: Mapping[str, Any]) -> dict[str, Assignment]:
+        state = self._first_pass(unit_id) if self._ones else 0
+        layer_points: dict[str, float | None] = {}
+        return {
+            config.key: _decide(
+                config,
+                unit_id,
+                attributes,
+                (state >> shift) & _MASK32 if shift >= 0 else None,
+                layer_points,
+            )
+            for config, shift in self._entries
+        }
+
+    def _first_pass(self, unit_id: str) -> int:
+        state, mask = self._initial, self._mask
+        if unit_id.isascii():
+            spread = self._spread
+            for byte in unit_id.encode("ascii"):
+                state = ((state ^ spread[byte]) * _FNV_PRIME) & mask
+        else:
+            ones = self._ones
+            for unit in memoryview(unit_id.encode(_UTF16_NATIVE)).cast("H"):
+                state = ((state ^ unit * ones) * _FNV_PRIME) & mask
+        return state
