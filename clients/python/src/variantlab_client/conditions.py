@@ -174,7 +174,7 @@ def _js_strict_equal(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
     if _is_number(a) and _is_number(b):
-        return a == b
+        return bool(a == b)
     if isinstance(a, str) and isinstance(b, str):
         return a == b
     if a is None or b is None:
@@ -349,7 +349,7 @@ def _eval_condition_value(expected: Any, actual: Any) -> bool:
     if isinstance(expected, bool):
         return actual is not None and _js_truthy(actual) is expected
     if _is_number(expected):
-        return _js_to_number(actual) == expected
+        return bool(_js_to_number(actual) == expected)
     if expected is None:
         return actual is None
     if not _is_operator_object(expected):
@@ -438,7 +438,7 @@ def _eval_operator(operator: str, actual: Any, expected: Any) -> bool:
         regex = _compile_regex(_js_to_string(expected), operator == "$regexi")
         return regex is not None and regex.search(_js_to_string(actual)) is not None
     if operator == "$type":
-        return _js_type(actual) == expected
+        return bool(_js_type(actual) == expected)
     # Saved groups are out of scope, so no unit is in any group: $notInGroup always holds,
     # while $inGroup and unknown operators never match, as in GrowthBook.
     return operator == "$notInGroup"
