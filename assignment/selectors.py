@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 from django.core.serializers.json import DjangoJSONEncoder
+from variantlab_client.growthbook import features_payload
 
 from assignment.engine import ExperimentConfig, ExperimentSet, VariantConfig
 from experiments.config_version import VersionedCache
@@ -25,8 +26,9 @@ class AssignmentConfig:
     config_body: bytes
     etag: str
     served: ExperimentSet
-    # Raw /config rows, reused by /features.
-    served_json: tuple[dict, ...] = ()
+    # /features: the same experiments in GrowthBook's SDK payload format (CONTRACT §8.7).
+    features_body: bytes = b""
+    features_etag: str = ""
     # /assign's JSON for each (experiment, variant, reason) met so far: payloads are fixed within
     # one config version, so each is rendered once per version rather than on every request.
     rendered_answers: dict[tuple, bytes] = field(default_factory=dict, compare=False)
@@ -134,10 +136,22 @@ def assignment_config_load() -> AssignmentConfig:
     served = tuple(k for k, c in configs.items() if experiment_served(c))
     rows = tuple(experiment_config_json(configs[k], rolled_back_at[k]) for k in served)
     body = json.dumps({"experiments": rows}, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    features = json.dumps(
+        features_payload(rows), cls=DjangoJSONEncoder, separators=(",", ":")
+    ).encode()
     return AssignmentConfig(
-        configs, served, body, etag, ExperimentSet(configs[k] for k in served), rows
+        experiments=configs,
+        running_keys=served,
+        config_body=body,
+        etag=_etag(body),
+        served=ExperimentSet(configs[k] for k in served),
+        features_body=features,
+        features_etag=_etag(features),
     )
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
 def served_ranges(config: ExperimentConfig) -> list[tuple[float, float]]:
