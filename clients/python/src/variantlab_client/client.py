@@ -47,6 +47,7 @@ BATCH_SIZE = 500
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 USER_AGENT = "variantlab-client/0.1"
+DROP_LOG_SECONDS = 10.0
 _EMPTY: Mapping[str, Any] = {}
 
 
@@ -90,6 +91,7 @@ class Client:
         self.config_path = os.fspath(config_path) if config_path is not None else None
         self.max_queue = max_queue
         self.dropped_events = 0
+        self._drop_logged_at = -DROP_LOG_SECONDS
         self._headers = {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT}
         self._config: LoadedConfig | None = self._config_from_file()
         self._ready = threading.Event()
@@ -243,7 +245,9 @@ class Client:
         if len(queue) >= self.max_queue:
             queue.popleft()  # deque.append is atomic; the lock is only for the sender's batches
             self.dropped_events += 1
-            if self.dropped_events == 1 or self.dropped_events % 1000 == 0:
+            now = time.monotonic()
+            if now - self._drop_logged_at >= DROP_LOG_SECONDS:  # one line per burst, not per event
+                self._drop_logged_at = now
                 logger.error(
                     "variantlab.events_dropped total=%d queue_max=%d",
                     self.dropped_events,

@@ -96,6 +96,38 @@ def hash_unit(seed: str, unit_id: str, version: int = 2) -> float | None:
     return None
 
 
+# v2's second pass hashes the decimal digits of the first: FNV from the fixed offset, so the
+# state after any 4-digit prefix is a constant, looked up instead of computed (10,000 entries).
+_PREFIX_DIGITS = 4
+
+
+def _digit_prefix_states() -> dict[str, int]:
+    states = {"": _FNV_OFFSET}
+    for _ in range(_PREFIX_DIGITS):
+        states = {
+            prefix + digit: ((state ^ ord(digit)) * _FNV_PRIME) & _MASK32
+            for prefix, state in states.items()
+            for digit in "0123456789"
+        }
+    return states
+
+
+_PREFIX_STATES = _digit_prefix_states()
+
+
+def _second_pass(first: int) -> float:
+    """``fnv(str(first)) % 10000 / 10000``, the v2 point of a unit's first hash."""
+    digits = str(first)
+    if len(digits) > _PREFIX_DIGITS:
+        state = _PREFIX_STATES[digits[:_PREFIX_DIGITS]]
+        digits = digits[_PREFIX_DIGITS:]
+    else:
+        state = _FNV_OFFSET
+    for byte in digits.encode("ascii"):
+        state = ((state ^ byte) * _FNV_PRIME) & _MASK32
+    return state % 10000 / 10000
+
+
 # --- Bucketing ----------------------------------------------------------------------------------
 
 
@@ -287,10 +319,9 @@ def _decide(
         if layer_point is None or not layer[1] <= layer_point < layer[2]:
             return answers.not_in_layer
     if first_pass is not None:
-        point: float | None = _fnv_update(_FNV_OFFSET, str(first_pass)) % 10000 / 10000
+        point: float | None = _second_pass(first_pass)
     elif config.hash_version == 2:
-        first = _fnv_update(config.seed_state, unit_id)
-        point = _fnv_update(_FNV_OFFSET, str(first)) % 10000 / 10000
+        point = _second_pass(_fnv_update(config.seed_state, unit_id))
     else:
         point = hash_unit(config.seed, unit_id, config.hash_version)
     if point is not None:
