@@ -215,10 +215,14 @@ class Client:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Send what is queued now; True when the queue was emptied within ``timeout``."""
-        if self._closed:
+        if self._closed or not (self._queue or self._in_flight):
             return not self._queue
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._ensure_threads()
+        try:
+            self._ensure_threads()
+        except RuntimeError:  # no new thread at interpreter shutdown: nothing can be sent
+            logger.exception("variantlab.flush_failed events=%d", len(self._queue))
+            return False
         with self._idle:
             self._wake.set()
             while self._queue or self._in_flight:
