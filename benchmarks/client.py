@@ -10,10 +10,12 @@ GrowthBook's SDK payload (what /api/features/{key} serves). Per round, for fresh
 2. `engine, one by one`: `assign()` per experiment, the server's loop before issue 11;
 3. `growthbook`: the growthbook Python SDK as an app uses it per request, a new `GrowthBook`
    per unit and `eval_feature` for each of the ten features.
-Targets: the engine at least 5x faster than the SDK, and at most 40 µs per unit.
-Then the request-path overhead of a real `Client` (config loaded from a local stub server,
-its two threads running): `client.assign` with exposure logging, timed call by call; p50,
-p99 and p99.9 in µs.
+Targets: the engine at least 5x faster than the SDK (the smaller of the wall and CPU ratios),
+and at most 40 µs per unit (CPU time: on a shared machine, other processes inflate wall time).
+Then the request-path overhead of a real `Client` (config loaded from a stub server in another
+process, its two threads running beside the caller): `client.assign` with exposure logging,
+timed call by call at a steady 200 and 1,000 calls per second (a busy web process); p50, p99
+and p99.9 wall µs, and whether every exposure reached the stub.
 """
 
 from __future__ import annotations
@@ -83,14 +85,20 @@ def config_rows() -> list[dict[str, Any]]:
     return rows
 
 
-def per_unit_us(run: Callable[[str], Any], units: list[str]) -> float:
-    started = time.perf_counter()
+def per_unit_us(run: Callable[[str], Any], units: list[str]) -> tuple[float, float]:
+    """Wall time and this thread's CPU time per unit. On a shared machine the CPU time is the
+    fair figure: other processes inflate wall time, not the CPU the evaluation used."""
+    wall, cpu = time.perf_counter(), time.thread_time()
     for unit in units:
         run(unit)
-    return (time.perf_counter() - started) / len(units) * 1e6
+    return (
+        (time.perf_counter() - wall) / len(units) * 1e6,
+        (time.thread_time() - cpu) / len(units) * 1e6,
+    )
 
 
 def evaluation(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall and median CPU µs per unit of each contender."""
     rows = config_rows()
     config = LoadedConfig.parse({"experiments": rows}, None)
     experiments = list(config.experiments.values())
@@ -114,7 +122,11 @@ def evaluation(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, fl
         got = engine(unit)
         assert got == one_by_one(unit)
         assert {k: a.payload for k, a in got.items()} == growthbook(unit)
-    timings: dict[str, list[float]] = {"engine": [], "engine, one by one": [], "growthbook": []}
+    timings: dict[str, list[tuple[float, float]]] = {
+        "engine": [],
+        "engine, one by one": [],
+        "growthbook": [],
+    }
     for _ in range(args.rounds):
         for name, run in (
             ("engine", engine),
@@ -127,8 +139,8 @@ def evaluation(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, fl
             ]
             timings[name].append(per_unit_us(run, units))
     return (
-        {name: statistics.median(values) for name, values in timings.items()},
-        {name: min(values) for name, values in timings.items()},
+        {name: statistics.median(w for w, _ in values) for name, values in timings.items()},
+        {name: statistics.median(c for _, c in values) for name, values in timings.items()},
     )
 
 
@@ -202,23 +214,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--units", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--rates", default="1000,5000", help="client.assign calls per second")
+    parser.add_argument("--rates", default="200,1000", help="client.assign calls per second")
     parser.add_argument("--calls", type=int, default=10000, help="timed calls per rate")
     args = parser.parse_args()
     print(f"python {platform.python_version()} on {platform.machine()}; 10 experiments per unit")
-    figures, figures_best = evaluation(args)
-    for name, value in figures.items():
-        best = figures_best[name]
-        print(
-            f"{name:>20}: {value:7.1f} µs per unit "
-            f"(median of {args.rounds} rounds; best {best:.1f})"
-        )
-    ratio = figures["growthbook"] / figures["engine"]
-    engine_ok = figures["engine"] <= TARGET_US
+    wall, cpu = evaluation(args)
+    print(f"{'':>20}  wall µs/unit  CPU µs/unit  (medians of {args.rounds} rounds)")
+    for name in wall:
+        print(f"{name:>20}: {wall[name]:12.1f} {cpu[name]:12.1f}")
+    ratio = min(wall["growthbook"] / wall["engine"], cpu["growthbook"] / cpu["engine"])
+    engine_us = cpu["engine"]
+    engine_ok = engine_us <= TARGET_US
     verdict = "met" if ratio >= TARGET_RATIO else "MISSED"
     print(f"{'engine vs growthbook':>20}: {ratio:.1f}x faster (target >= 5x: {verdict})")
     verdict = "met" if engine_ok else "MISSED"
-    print(f"{'engine per unit':>20}: {figures['engine']:.1f} µs (target <= 40 µs: {verdict})")
+    print(f"{'engine per unit':>20}: {engine_us:.1f} µs CPU (target <= 40 µs: {verdict})")
     for rate in (int(r) for r in args.rates.split(",")):
         path = request_path(rate, args.calls)
         print(

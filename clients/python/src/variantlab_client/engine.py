@@ -324,11 +324,16 @@ def _decide(
         point = _second_pass(_fnv_update(config.seed_state, unit_id))
     else:
         point = hash_unit(config.seed, unit_id, config.hash_version)
+    return _bucket(config, point)
+
+
+def _bucket(config: ExperimentConfig, point: float | None) -> Assignment:
+    """Steps 5-6: the variant whose range holds the point (rolled back: control)."""
     if point is not None:
         for index, (low, high) in enumerate(config.ranges):
             if low <= point < high:
-                return answers.by_range[index]
-    return answers.not_in_traffic
+                return config.answers.by_range[index]
+    return config.answers.not_in_traffic
 
 
 # --- Several experiments, one unit --------------------------------------------------------------
@@ -360,23 +365,31 @@ class ExperimentSet:
                 shifts.append(shift)
             else:
                 shifts.append(-1)
-        self._entries = tuple(zip(self.configs, shifts, strict=True))
+        # A running v2 experiment without QA overrides, condition or layer goes straight to
+        # its bucket: steps 1-4 cannot change its answer.
+        self._entries = tuple(
+            (
+                config.key,
+                config,
+                shift,
+                shift >= 0 and not config.forced and config.matches is None and not config.layer,
+            )
+            for config, shift in zip(self.configs, shifts, strict=True)
+        )
         self._initial, self._mask, self._ones = initial, mask, ones
         self._spread = tuple(byte * ones for byte in range(128))
 
     def assign(self, unit_id: str, attributes: Mapping[str, Any]) -> dict[str, Assignment]:
         state = self._first_pass(unit_id) if self._ones else 0
         layer_points: dict[str, float | None] = {}
-        return {
-            config.key: _decide(
-                config,
-                unit_id,
-                attributes,
-                (state >> shift) & _MASK32 if shift >= 0 else None,
-                layer_points,
-            )
-            for config, shift in self._entries
-        }
+        result = {}
+        for key, config, shift, plain in self._entries:
+            if plain:
+                result[key] = _bucket(config, _second_pass((state >> shift) & _MASK32))
+            else:
+                first = (state >> shift) & _MASK32 if shift >= 0 else None
+                result[key] = _decide(config, unit_id, attributes, first, layer_points)
+        return result
 
     def _first_pass(self, unit_id: str) -> int:
         state, mask = self._initial, self._mask
