@@ -206,13 +206,50 @@ def test_config_path__persisted__restart_during_outage_still_assigns(
     assert json.loads(path.read_text())["etag"] == '"v1"'
 
 
-def test_assign__bad_input__never_raises(make_client, fake_server) -> None:
+def test_assign_and_track__bad_input__never_raise_and_good_events_still_delivered(
+    make_client, fake_server
+) -> None:
     client = make_client(fake_server.url)
     assert client.wait_ready(WAIT)
+    # When the app passes a non-string unit id, a NaN value and an unencodable property
     assert client.assign(None, None, ["ranker"]) == {"ranker": FALLBACK}  # type: ignore[arg-type]
-    client.track("u", "x", value=float("nan"), properties={"bad": object()})
-    # NaN is refused by the server's JSON rules but must not stop later events
-    client.track("u", "y")
+    client.track("u", "nan", value=float("nan"))
+    client.track("u", "odd", properties={"when": object()})
+    client.track("u", "fine")
+    # Then nothing raised, NaN was refused at once, and the other events were delivered
+    assert client.flush(timeout=WAIT)
+    names = [e["name"] for e in fake_server.events]
+    assert names == ["odd", "fine"]
+    assert fake_server.events[0]["properties"]["when"].startswith("<object object")
+
+
+def test_events__large_batch__split_under_the_body_limit(make_client, fake_server) -> None:
+    # Given 500 events of about 4 KB each (2 MB together, over /events' 1 MiB)
+    client = make_client(fake_server.url, flush_seconds=60)
+    for i in range(500):
+        client.track(f"u-{i}", "big", properties={"blob": "x" * 4000})
+    # When they are flushed
+    assert client.flush(timeout=WAIT)
+    # Then they went in several bodies, each under the limit, all delivered once
+    assert len(fake_server.batches) >= 2
+    assert all(len(json.dumps({"events": b})) < 1_048_576 for b in fake_server.batches)
+    assert sorted(e["unit_id"] for e in fake_server.events) == sorted(f"u-{i}" for i in range(500))
+
+
+def test_assign__attributes_changed_after_call__exposure_keeps_the_values_assigned(
+    make_client, fake_server
+) -> None:
+    client = make_client(fake_server.url, flush_seconds=60)
+    assert client.wait_ready(WAIT)
+    attributes = {"plan": "pro"}
+    units = [f"u-{i}" for i in range(20)]
+    for unit in units:
+        client.assign(unit, attributes, ["ranker"])
+    attributes["plan"] = "free"
+    assert client.flush(timeout=WAIT)
+    assert fake_server.events and all(
+        e["attributes"] == {"plan": "pro"} for e in fake_server.events
+    )
 
 
 def test_silent_server__calls_fast_no_thread_leak(make_client, silent_server: str) -> None:

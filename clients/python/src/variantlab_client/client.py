@@ -23,6 +23,7 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import os
 import random
 import threading
@@ -48,6 +49,7 @@ BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 USER_AGENT = "variantlab-client/0.1"
 DROP_LOG_SECONDS = 10.0
+MAX_BODY_BYTES = 1_000_000  # under /events' 1 MiB, with room for the envelope
 _EMPTY: Mapping[str, Any] = {}
 
 
@@ -139,8 +141,11 @@ class Client:
             if len(result) != len(keys):
                 result = {key: result.get(key, FALLBACK) for key in keys}
         now = time.time()
+        snapshot: dict[str, Any] | None = None
         for key, assignment in result.items():
             if assignment.in_experiment:
+                if snapshot is None:  # the app may change its dict after the call
+                    snapshot = dict(attributes)
                 self._enqueue(
                     {
                         "type": "exposure",
@@ -149,7 +154,7 @@ class Client:
                         "variant": assignment.variant,
                         "timestamp": now,
                         "event_id": self._next_event_id(),
-                        "attributes": attributes,
+                        "attributes": snapshot,
                     }
                 )
         return result
@@ -166,6 +171,10 @@ class Client:
     ) -> None:
         """Queue an outcome event (CONTRACT §3) for /events."""
         try:
+            if isinstance(value, bool) or not math.isfinite(value):
+                # The server would refuse it: better one line now than a refused batch later.
+                logger.error("variantlab.track_refused name=%s value=%r", name, value)
+                return
             self._enqueue(
                 {
                     "type": "outcome",
@@ -308,7 +317,10 @@ class Client:
         return batch
 
     def _post_events(self, batch: list[dict[str, Any]]) -> None:
-        body = json.dumps({"events": [_wire(e) for e in batch]}, default=str).encode()
+        for body in _bodies(batch):
+            self._post_body(body)
+
+    def _post_body(self, body: bytes) -> None:
         request = urllib.request.Request(
             self.base_url + "/api/v1/events",
             data=body,
@@ -321,8 +333,9 @@ class Client:
         except urllib.error.HTTPError as exc:
             if exc.code == 429 or exc.code >= 500:
                 raise _Delivery(f"HTTP {exc.code}", _retry_after(exc.headers)) from None
-            # 400/413: the server will never take these events; retrying would block the rest.
-            logger.error("variantlab.events_refused status=%d events=%d", exc.code, len(batch))
+            # 400, 401, 403, 413: resending the same events with the same key cannot succeed,
+            # and retrying them would hold back every later event.
+            logger.error("variantlab.events_refused status=%d bytes=%d", exc.code, len(body))
             return
         rejected = answer.get("rejected") or []
         if rejected:
@@ -421,6 +434,26 @@ class Client:
                 target=self._refresh_loop, args=(stop,), name="variantlab-config", daemon=True
             ).start()
             self._threads_pid = os.getpid()
+
+
+def _bodies(batch: list[dict[str, Any]]) -> Iterator[bytes]:
+    """The batch as /events bodies under the server's 1 MiB limit; an event that cannot be
+    encoded is dropped (logged) rather than failing its batch."""
+    parts: list[bytes] = []
+    size = 0
+    for event in batch:
+        try:
+            part = json.dumps(_wire(event), default=str, allow_nan=False).encode()
+        except (TypeError, ValueError):
+            logger.exception("variantlab.event_unencodable type=%s", event.get("type"))
+            continue
+        if parts and size + len(part) > MAX_BODY_BYTES:
+            yield b'{"events":[' + b",".join(parts) + b"]}"
+            parts, size = [], 0
+        parts.append(part)
+        size += len(part) + 1
+    if parts:
+        yield b'{"events":[' + b",".join(parts) + b"]}"
 
 
 def _wire(event: dict[str, Any]) -> dict[str, Any]:
