@@ -56,3 +56,4 @@ bench: install
 	-$(BIN)/python benchmarks/assign.py --exposure-flush-seconds 0
 	$(BIN)/python benchmarks/aggregate.py
 	$(BIN)/python benchmarks/results.py
+	$(BIN)/python benchmarks/client.py
