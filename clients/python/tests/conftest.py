@@ -15,7 +15,7 @@ from client_fakes import FakeServer, handler_for
 def fake_server() -> Iterator[FakeServer]:
     state = FakeServer()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(state))
-    httpd.daemon_threads = True
+    # Handler threads are joined by server_close(): none outlives its test.
     state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
