@@ -11,7 +11,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# The server imports its assignment engine from the Python client (one implementation of
+# CONTRACT §2), so the client is installed first; pip cannot take a relative path in pyproject.
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e './clients/python[test]'
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
@@ -53,3 +56,4 @@ bench: install
 	-$(BIN)/python benchmarks/assign.py --exposure-flush-seconds 0
 	$(BIN)/python benchmarks/aggregate.py
 	$(BIN)/python benchmarks/results.py
+	$(BIN)/python benchmarks/client.py

@@ -25,10 +25,12 @@ class AssignmentOutput(serializers.Serializer):
     reason = serializers.ChoiceField(
         choices=[
             "not_running",
+            "shipped",
             "forced",
             "not_targeted",
             "not_in_layer",
             "not_in_traffic",
+            "rolled_back",
             "assigned",
         ]
     )
@@ -237,7 +239,8 @@ _MISSING = object()
 
 
 class ConfigApi(APIView):
-    """Every running experiment with what local evaluation needs; ETag / If-None-Match aware."""
+    """Every running, paused or shipped experiment with what local evaluation needs (CONTRACT
+    §3, §8.7); ETag / If-None-Match aware."""
 
     required_scopes = "assign"
 
@@ -255,3 +258,53 @@ class ConfigApi(APIView):
 
 def _etags(header: str) -> set[str]:
     return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+def _features_response(request: HttpRequest, config: AssignmentConfig) -> HttpResponse:
+    if config.features_etag in _etags(request.headers.get("If-None-Match", "")):
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(config.features_body, content_type="application/json")
+    response["ETag"] = config.features_etag
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+class FeaturesApi(APIView):
+    """The served experiments as GrowthBook's SDK payload (CONTRACT §8.7), for any GrowthBook
+    SDK pointed at Variantlab; ETag / If-None-Match aware."""
+
+    required_scopes = "assign"
+
+    @extend_schema(responses={200: OpenApiResponse(description="GrowthBook features"), 304: None})
+    def get(self, request: Request) -> HttpResponse:
+        return _features_response(request, assignment_config.get())
+
+
+def features_by_client_key(request: HttpRequest, client_key: str) -> HttpResponse:
+    """GET /api/features/{key}: where GrowthBook's SDKs fetch features, the key in the path.
+
+    The key travels in URLs and ships inside apps, so only keys whose sole scope is `assign`
+    are accepted here: a leaked one can read the configuration and assign, nothing else.
+    """
+    if request.method not in ("GET", "HEAD"):
+        return _error(405, "method_not_allowed", "Only GET is allowed here.")
+    identity = key_identity(client_key)
+    if identity is None:
+        return _error(401, "not_authenticated", "Invalid or revoked API key.")
+    if identity.scopes != frozenset({"assign"}):
+        return _error(
+            403,
+            "permission_denied",
+            "Only an assign-only API key may be used in a URL; create one with "
+            "`create_api_key --scopes assign`.",
+        )
+    response = _features_response(request, assignment_config.get())
+    # Browser SDKs fetch this from other origins; it carries nothing an app key cannot read.
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+def _error(status: int, code: str, message: str) -> HttpResponse:
+    body = json.dumps({"error": {"code": code, "message": message, "fields": {}}})
+    return HttpResponse(body, status=status, content_type=JSON)

@@ -7,8 +7,9 @@ import json
 from dataclasses import dataclass, field
 
 from django.core.serializers.json import DjangoJSONEncoder
+from variantlab_client.growthbook import features_payload
 
-from assignment.engine import ExperimentConfig, VariantConfig
+from assignment.engine import ExperimentConfig, ExperimentSet, VariantConfig
 from experiments.config_version import VersionedCache
 from experiments.models import Experiment, Status
 from experiments.validation import VariantSpec, variant_set_errors
@@ -19,17 +20,43 @@ class AssignmentConfig:
     """Everything /assign and /config serve, built once per config version."""
 
     experiments: dict[str, ExperimentConfig]
+    # What /assign evaluates when no experiments are named, and what /config lists: running,
+    # paused and shipped experiments (CONTRACT §8.7).
     running_keys: tuple[str, ...]
     config_body: bytes
     etag: str
+    served: ExperimentSet
+    # /features: the same experiments in GrowthBook's SDK payload format (CONTRACT §8.7).
+    features_body: bytes = b""
+    features_etag: str = ""
     # /assign's JSON for each (experiment, variant, reason) met so far: payloads are fixed within
     # one config version, so each is rendered once per version rather than on every request.
     rendered_answers: dict[tuple, bytes] = field(default_factory=dict, compare=False)
+    # The experiment sets of the key lists requests named, built once per config version.
+    named_sets: dict[tuple[str, ...], ExperimentSet] = field(default_factory=dict, compare=False)
+
+    def experiment_set(self, keys: tuple[str, ...]) -> ExperimentSet:
+        found = self.named_sets.get(keys)
+        if found is None:
+            found = ExperimentSet(self.experiments[k] for k in keys)
+            # Bounded: key lists come from clients, and a few distinct lists is the usual case.
+            if len(self.named_sets) < NAMED_SETS_MAX:
+                self.named_sets[keys] = found
+        return found
+
+
+NAMED_SETS_MAX = 1024
 
 
 def experiment_config_build(experiment: Experiment) -> ExperimentConfig:
     variants = tuple(
-        VariantConfig(key=v.key, weight=v.weight, is_control=v.is_control, payload=v.payload)
+        VariantConfig(
+            key=v.key,
+            weight=v.weight,
+            is_control=v.is_control,
+            payload=v.payload,
+            rolled_back=v.rolled_back_at is not None,
+        )
         for v in experiment.variants.all()
     )
     forced = {f.unit_id: f.variant.key for f in experiment.forced_assignments.all()}
@@ -52,17 +79,30 @@ def experiment_config_build(experiment: Experiment) -> ExperimentConfig:
     )
 
 
-def experiment_config_json(config: ExperimentConfig) -> dict:
-    """The /config shape of one experiment: what an SDK needs to evaluate it locally."""
+def experiment_config_json(config: ExperimentConfig, rolled_back_at: dict[str, str]) -> dict:
+    """The /config shape of one experiment: what an SDK needs to evaluate it locally.
+
+    `ranges` are GrowthBook's explicit bucket ranges: a rolled-back variant's is empty, so an
+    SDK that only reads ranges serves its units the default (control) as CONTRACT §8.3 wants.
+    """
     return {
         "key": config.key,
+        "status": config.status,
+        "shipped_variant": config.shipped.key if config.shipped else None,
         "seed": config.seed,
         "hash_version": config.hash_version,
         "coverage": config.coverage,
         "variants": [
-            {"key": v.key, "weight": v.weight, "is_control": v.is_control, "payload": v.payload}
+            {
+                "key": v.key,
+                "weight": v.weight,
+                "is_control": v.is_control,
+                "payload": v.payload,
+                "rolled_back_at": rolled_back_at.get(v.key),
+            }
             for v in config.variants
         ],
+        "ranges": [list(r) for r in served_ranges(config)],
         "condition": config.condition,
         "layer": (
             {"key": config.layer[0], "start": config.layer[1], "end": config.layer[2]}
@@ -81,21 +121,50 @@ def assignment_config_load() -> AssignmentConfig:
         .prefetch_related("variants", "forced_assignments__variant")
         .order_by("key")
     )
-    configs = {
-        e.key: experiment_config_build(e)
+    valid = [
+        e
         for e in experiments
         if not variant_set_errors(
             [VariantSpec(v.key, v.weight, v.is_control) for v in e.variants.all()]
         )
+    ]
+    configs = {e.key: experiment_config_build(e) for e in valid}
+    rolled_back_at = {
+        e.key: {v.key: v.rolled_back_at.isoformat() for v in e.variants.all() if v.rolled_back_at}
+        for e in valid
     }
-    running = tuple(k for k, c in configs.items() if c.status == Status.RUNNING)
-    body = json.dumps(
-        {"experiments": [experiment_config_json(configs[k]) for k in running]},
-        cls=DjangoJSONEncoder,
-        separators=(",", ":"),
+    served = tuple(k for k, c in configs.items() if experiment_served(c))
+    rows = tuple(experiment_config_json(configs[k], rolled_back_at[k]) for k in served)
+    body = json.dumps({"experiments": rows}, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+    features = json.dumps(
+        features_payload(rows), cls=DjangoJSONEncoder, separators=(",", ":")
     ).encode()
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    return AssignmentConfig(configs, running, body, etag)
+    return AssignmentConfig(
+        experiments=configs,
+        running_keys=served,
+        config_body=body,
+        etag=_etag(body),
+        served=ExperimentSet(configs[k] for k in served),
+        features_body=features,
+        features_etag=_etag(features),
+    )
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def served_ranges(config: ExperimentConfig) -> list[tuple[float, float]]:
+    """The bucket ranges with each rolled-back variant's emptied (start, start)."""
+    return [
+        (low, low) if variant.rolled_back else (low, high)
+        for variant, (low, high) in zip(config.variants, config.ranges, strict=True)
+    ]
+
+
+def experiment_served(config: ExperimentConfig) -> bool:
+    """Running, paused (control for all) or shipped: what apps must still evaluate (§8.7)."""
+    return config.status in (Status.RUNNING, Status.PAUSED) or config.shipped is not None
 
 
 assignment_config = VersionedCache(assignment_config_load)

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
-from assignment.engine import Assignment, assign
+from assignment.engine import Assignment
 from assignment.exposure_buffer import ExposureBuffer
 from assignment.selectors import AssignmentConfig, assignment_config
 
@@ -45,15 +45,14 @@ def unit_assign(
     configuration unless given, and hand its exposures to the workers."""
     if config is None:
         config = assignment_config.get()
-    keys = config.running_keys if experiment_keys is None else experiment_keys
-    assignments: dict[str, Assignment] = {}
     unknown: list[str] = []
-    for key in keys:
-        experiment = config.experiments.get(key)
-        if experiment is None:
-            unknown.append(key)
-        else:
-            assignments[key] = assign(experiment, unit_id, attributes)
+    if experiment_keys is None:
+        experiments = config.served
+    else:
+        known = tuple(dict.fromkeys(k for k in experiment_keys if k in config.experiments))
+        unknown = [k for k in experiment_keys if k not in config.experiments]
+        experiments = config.experiment_set(known)
+    assignments = experiments.assign(unit_id, attributes)
     logged = False
     if log_exposure:
         exposed = [k for k, a in assignments.items() if a.in_experiment]

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from assignment.urls import sdk_urlpatterns
 from config.health import healthz, readyz
 
 api_v1 = [
@@ -16,6 +17,7 @@ urlpatterns = [
     path("admin/experiments/experiment/", include("analysis.export_views")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    path("api/features/", include(sdk_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),

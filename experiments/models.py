@@ -219,6 +219,9 @@ class Variant(models.Model):
         default=dict, blank=True, help_text='What the app receives, e.g. {"model": "ranker"}.'
     )
     position = models.PositiveSmallIntegerField(default=0)
+    # CONTRACT §8.3: a rolled-back treatment is served as control from then on.
+    rolled_back_at = models.DateTimeField(null=True, blank=True)
+    rolled_back_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["position", "id"]

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.test import Client
 from django.utils import timezone
+from variantlab_client.config import LoadedConfig
 
 from analysis.models import Snapshot
 from analysis.services import snapshot_compute_now
@@ -225,11 +226,13 @@ class Command(BaseCommand):
         rng = random.Random(7)
         now = timezone.now()
         per_day = max(1, units // DAYS)
+        config = None
         for day in range(DAYS):
             day_start = now - timedelta(days=DAYS - day)
+            config = _config_refresh(client, config)
             events: list[dict] = []
             for i in range(day * per_day, (day + 1) * per_day):
-                events += self._user(client, rng, f"demo-user-{i}", day_start)
+                events += self._user(config, rng, f"demo-user-{i}", day_start)
             for start in range(0, len(events), 1000):
                 response = client.post(
                     "/api/v1/events",
@@ -247,35 +250,47 @@ class Command(BaseCommand):
             summary = experiment.snapshots.filter(state="done").first().results["summary"]
             self.stdout.write(f"  {experiment.key}: {summary}")
 
-    def _user(self, client: Client, rng: random.Random, unit: str, day_start) -> list[dict]:
+    def _user(self, config: LoadedConfig, rng: random.Random, unit: str, day_start) -> list[dict]:
         attributes = {
             "country": rng.choice(["US", "US", "CA", "GB", "DE", "FR"]),
             "app_version": rng.choice(["5.1.0", "5.2.0", "5.3.1"]),
         }
-        response = client.post(
-            "/api/v1/assign",
-            {"unit_id": unit, "attributes": attributes, "log_exposure": False},
-            content_type="application/json",
-        )
         events = []
         seen = day_start + timedelta(seconds=rng.randint(0, 86_000))
-        for key, got in response.json()["assignments"].items():
-            if not got["in_experiment"]:
+        # Assigned locally from /config with the Python client's engine, as
+        # variantlab_client.Client.assign does (the same answers as POST /assign).
+        for key, got in config.served.assign(unit, attributes).items():
+            if not got.in_experiment:
                 continue
-            if rng.random() >= 1 - DROPPED_EXPOSURES.get((key, got["variant"]), 0.0):
+            if rng.random() >= 1 - DROPPED_EXPOSURES.get((key, got.variant), 0.0):
                 continue  # the app lost this exposure: it never reaches Variantlab
             events.append(
                 {
                     "type": "exposure",
                     "unit_id": unit,
                     "experiment": key,
-                    "variant": got["variant"],
+                    "variant": got.variant,
                     "timestamp": seen.isoformat(),
                     "attributes": attributes,
                 }
             )
-            events += _outcomes(rng, unit, TRUTH[key][got["variant"]], seen)
+            events += _outcomes(rng, unit, TRUTH[key][got.variant], seen)
         return events
+
+
+def _config_refresh(client: Client, config: LoadedConfig | None) -> LoadedConfig:
+    """The simulated app's configuration, refreshed from /config (ETag) once a simulated day.
+
+    The app posts its events itself rather than through `Client.track`: it backdates them over
+    the simulated week and loses some exposures on purpose (the SRM experiment).
+    """
+    headers = {"HTTP_IF_NONE_MATCH": config.etag} if config and config.etag else {}
+    response = client.get("/api/v1/config", **headers)
+    if response.status_code == 304 and config is not None:
+        return config
+    if response.status_code != 200:
+        raise RuntimeError(f"/config refused the demo: {response.content!r}")
+    return LoadedConfig.parse(response.json(), response["ETag"])
 
 
 def _outcomes(rng: random.Random, unit: str, truth: dict, seen) -> list[dict]:

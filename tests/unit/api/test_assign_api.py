@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.utils import timezone
 from growthbook import Experiment as GBExperiment
 from growthbook import GrowthBook
 
@@ -12,6 +13,7 @@ from assignment.apis import AssignApi
 from assignment.engine import bucket_ranges, choose_variant, hash_unit, in_namespace
 from events.models import Exposure
 from experiments import services
+from experiments.config_version import config_version_bump
 from experiments.models import Experiment
 from tests.factories import TWO_ARMS, LayerFactory, make_experiment
 
@@ -65,11 +67,12 @@ def test_assign__not_running__control_or_shipped_variant(api) -> None:
     make_experiment("draft", start=False)
     # When a unit asks for them by key
     body = assign(api, experiments=["paused", "stopped", "draft"]).json()["assignments"]
-    # Then: control (or the shipped variant), reason not_running, never in the experiment
+    # Then: control with not_running, or the shipped variant with shipped (CONTRACT §8.7);
+    # never in the experiment
     assert body["paused"]["variant"] == "control" and body["paused"]["reason"] == "not_running"
-    assert body["stopped"]["variant"] == "treatment"
-    assert body["draft"]["variant"] == "control"
-    assert all(a["reason"] == "not_running" and not a["in_experiment"] for a in body.values())
+    assert body["stopped"]["variant"] == "treatment" and body["stopped"]["reason"] == "shipped"
+    assert body["draft"]["variant"] == "control" and body["draft"]["reason"] == "not_running"
+    assert not any(a["in_experiment"] for a in body.values())
     assert not Exposure.objects.exists()
 
 
@@ -323,3 +326,34 @@ def test_config__evaluated_locally_by_growthbook_sdk__same_variant_as_assign(api
                 key,
                 unit,
             )
+
+
+def test_config_and_assign__paused_shipped_rolled_back__served_per_contract_v2(api) -> None:
+    # Given a paused, a shipped, a stopped (nothing shipped) and a running experiment whose
+    # treatment was rolled back (CONTRACT §8.3, §8.7)
+    services.experiment_pause(experiment=make_experiment("paused"))
+    services.experiment_stop(experiment=make_experiment("shipped"), shipped_variant="treatment")
+    services.experiment_stop(experiment=make_experiment("stopped"))
+    rolled = make_experiment("rolled")
+    rolled.variants.filter(key="treatment").update(rolled_back_at=timezone.now())
+    config_version_bump()
+    # When /config is read and units are assigned without naming experiments
+    config = {e["key"]: e for e in api.get("/api/v1/config").json()["experiments"]}
+    answers = [assign(api, f"u-{i}").json()["assignments"] for i in range(40)]
+    # Then /config lists the paused, shipped and rolled-back ones, not the plain stopped one
+    assert sorted(config) == ["paused", "rolled", "shipped"]
+    assert config["shipped"]["status"] == "stopped"
+    assert config["shipped"]["shipped_variant"] == "treatment"
+    treatment = config["rolled"]["variants"][1]
+    assert treatment["key"] == "treatment" and treatment["rolled_back_at"] is not None
+    assert config["rolled"]["ranges"] == [[0.0, 0.5], [0.5, 0.5]]  # emptied, control unchanged
+    # And /assign's default set is the same three, with the v2 reasons
+    assert all(sorted(a) == ["paused", "rolled", "shipped"] for a in answers)
+    assert {a["shipped"]["reason"] for a in answers} == {"shipped"}
+    assert {a["shipped"]["variant"] for a in answers} == {"treatment"}
+    assert {a["paused"]["reason"] for a in answers} == {"not_running"}
+    rolled_reasons = [a["rolled"]["reason"] for a in answers]
+    assert set(rolled_reasons) == {"assigned", "rolled_back"}
+    assert all(a["rolled"]["variant"] == "control" for a in answers)
+    # And only the units still assigned (control) are exposed
+    assert Exposure.objects.count() == rolled_reasons.count("assigned")

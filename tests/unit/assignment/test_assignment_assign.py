@@ -56,15 +56,17 @@ def test_assign__stopped_with_shipped_variant__serves_shipped_variant() -> None:
     config = make_config(status="stopped", shipped_variant="treatment")
     # When any unit asks
     result = assign(config, "user-1", {"country": "US"})
-    # Then everyone sees the shipped variant, not counted in the experiment
-    assert result == Assignment("treatment", {"model": "v2"}, False, "not_running")
+    # Then everyone sees the shipped variant, not counted in the experiment (CONTRACT §8.7)
+    assert result == Assignment("treatment", {"model": "v2"}, False, "shipped")
 
 
 def test_assign__paused_with_shipped_variant__still_control() -> None:
     # Given a paused (not stopped) experiment that names a shipped variant
     config = make_config(status="paused", shipped_variant="treatment")
     # When / Then: only a stopped experiment serves its shipped variant
-    assert assign(config, "user-1", {}).variant == "control"
+    assert assign(config, "user-1", {}) == Assignment(
+        "control", {"model": "v1"}, False, "not_running"
+    )
 
 
 def test_assign__forced_unit__forced_variant_not_in_experiment() -> None:

@@ -9,6 +9,7 @@ import pytest
 from assignment.engine import (
     bucket_ranges,
     choose_variant,
+    compile_condition,
     evaluate_condition,
     hash_unit,
     in_namespace,
@@ -85,3 +86,6 @@ def test_evaluate_condition__growthbook_vector__same_result(case: list[Any]) -> 
     _name, condition, attributes, expected = case[:4]
     # When / Then: the condition holds exactly when GrowthBook says it does
     assert evaluate_condition(condition, attributes) is expected
+    # And its precompiled form (what assignment runs) agrees
+    compiled = compile_condition(condition)
+    assert (compiled is None or compiled(attributes)) is expected
