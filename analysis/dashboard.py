@@ -137,6 +137,7 @@ def overview_view(request: HttpRequest, model_admin: admin.ModelAdmin) -> HttpRe
             {
                 "text": f"{metric} · {variant}: {fmt_percent(relative)}",
                 "decision": decision or "inconclusive",
+                "decision_text": DECISION_TEXT.get(decision or "inconclusive", decision),
             }
             for metric, variant, decision, relative in row.primary
         ]
@@ -156,6 +157,7 @@ def overview_view(request: HttpRequest, model_admin: admin.ModelAdmin) -> HttpRe
                 "alerts": [
                     f"{a.get('variant')} harms {a.get('metric')}" for a in row.guardrail_alerts
                 ],
+                "guardrail_status": row.guardrail_status,
             }
         )
     context = {

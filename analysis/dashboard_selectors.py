@@ -41,6 +41,9 @@ class OverviewRow:
     srm_flagged: bool = False
     srm_p_value: float | None = None
     guardrail_alerts: list[dict[str, str]] = field(default_factory=list)
+    # "no_guardrails" | "not_enough_data" | "no_harm_detected" | "harm_detected"; None for
+    # results written before the decision rule kept it.
+    guardrail_status: str | None = None
     # (metric, variant, decision, relative effect) of the primary metrics, in stored order.
     primary: list[tuple[str, str, str, float | None]] = field(default_factory=list)
 
@@ -66,13 +69,15 @@ def experiments_overview() -> list[OverviewRow]:
             _json_key("diagnostics", "units_by_variant"),
             _json_key("srm", "p_value"),
             _json_key("guardrail_alerts"),
+            _json_key("guardrail_status"),
         )
-        for pk, computed_at, srm_flagged, units, srm_p, alerts in snapshots:
+        for pk, computed_at, srm_flagged, units, srm_p, alerts, status in snapshots:
             row = by_snapshot[pk]
             row.snapshot_id, row.computed_at, row.srm_flagged = pk, computed_at, srm_flagged
             row.units_by_variant = units if isinstance(units, dict) else {}
             row.srm_p_value = srm_p if isinstance(srm_p, int | float) else None
             row.guardrail_alerts = alerts if isinstance(alerts, list) else []
+            row.guardrail_status = status if isinstance(status, str) else None
         primary = (
             SnapshotComparison.objects.filter(snapshot_id__in=by_snapshot, role=Role.PRIMARY)
             .order_by("snapshot_id", "id")

@@ -155,6 +155,13 @@ def results_for(
         },
         "metrics": metrics_json,
         "guardrail_alerts": alerts,
+        "guardrail_status": (
+            "harm_detected"
+            if alerts
+            else "no_harm_detected"
+            if any(m["role"] == "guardrail" for m in metrics_json)
+            else "no_guardrails"
+        ),
         "planned_sample_size": experiment.planned_sample_size,
         "total_units": total,
     }

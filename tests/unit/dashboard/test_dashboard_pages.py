@@ -55,10 +55,10 @@ def test_overview__seeded_experiments__status_units_srm_verdict_and_alerts(admin
     assert "control <strong>6,000</strong>" in good_row  # the latest snapshot's units
     assert "vl-badge-ok" in good_row and "mismatch" not in good_row
     assert "win</span> checkout · treatment: +10.0%" in good_row
-    assert "healthy" in good_row
+    assert "no guardrails" in good_row  # its three metrics include no guardrail
     bad_row = html.split('data-key="ranker-v2"')[1].split("</tr>")[0]
     assert "mismatch" in bad_row and "p &lt; 0.001" in bad_row
-    assert "treatment harms metric-9" in bad_row
+    assert "treatment harms metric-9" in bad_row and "harm</span>" in bad_row
     draft_row = html.split('data-key="draft-one"')[1].split("</tr>")[0]
     assert "not analysed yet" in draft_row and "Draft" in draft_row
 
