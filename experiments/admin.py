@@ -216,6 +216,20 @@ def experiment_admin_data(experiment: Experiment, formsets: list) -> dict[str, A
     return data
 
 
+def changed_only(data: dict[str, Any], stored: Experiment) -> dict[str, Any]:
+    """Only what the admin user changed, as a PATCH: a rule about a field (a freeze) then
+    applies when that field is edited, exactly as through the API."""
+    state = services.experiment_state(stored.pk)
+    changed = {f: data[f] for f in services.PLAIN_FIELDS if data[f] != getattr(stored, f)}
+    analysis = {f: v for f, v in data["analysis"].items() if v != getattr(stored, f)}
+    if analysis:
+        changed["analysis"] = analysis
+    for field in ("layer", "variants", "metrics", "forced_assignments"):
+        if field in data and data[field] != state[field]:
+            changed[field] = data[field]
+    return changed
+
+
 class ExperimentForm(forms.ModelForm):
     class Meta:
         model = Experiment
@@ -296,6 +310,8 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         data = experiment_admin_data(form.instance, formsets)
         current = Experiment.objects.get(pk=form.instance.pk) if change else None
+        if current is not None:
+            data = changed_only(data, current)
         saved = services.experiment_save(data=data, experiment=current)
         form.instance.pk = saved.pk
         form.instance._state.adding = False

@@ -84,3 +84,13 @@ def test_admin_draft__metrics_and_forced_inlines__saved_as_the_api_would(admin_c
     assert list(ForcedAssignment.objects.values_list("unit_id", "variant__key")) == [
         ("qa-1", "treatment")
     ]
+
+
+def test_admin_running__saved_unchanged__no_change_and_no_audit_entry(admin_client) -> None:
+    from audit.models import AuditEntry
+
+    experiment = make_experiment("live")
+    before = AuditEntry.objects.count()
+    response = admin_client.post(url(experiment), change_form(experiment))
+    assert response.status_code == 302
+    assert AuditEntry.objects.count() == before
