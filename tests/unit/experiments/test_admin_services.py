@@ -3,6 +3,8 @@ what cannot change is read-only with the reason shown."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from experiments import services
@@ -18,9 +20,12 @@ def change_form(experiment: Experiment, **fields: str) -> dict[str, str]:
     variants = list(experiment.variants.order_by("position"))
     data = add_form(experiment.key, [(v.key, v.weight, v.is_control) for v in variants])
     data["variants-INITIAL_FORMS"] = str(len(variants))
+    data["name"] = experiment.name
     for i, variant in enumerate(variants):
         data[f"variants-{i}-id"] = str(variant.pk)
         data[f"variants-{i}-experiment"] = str(experiment.pk)
+        data[f"variants-{i}-name"] = variant.name
+        data[f"variants-{i}-payload"] = json.dumps(variant.payload)
     data.update(fields)
     return data
 
