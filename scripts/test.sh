@@ -21,7 +21,8 @@ services_up() {
 import sys
 import psycopg, redis
 try:
-    psycopg.connect(sys.argv[1].replace("/variantlab", "/postgres"), connect_timeout=3).close()
+    # The server's own "postgres" database: the test database may not exist yet.
+    psycopg.connect(sys.argv[1].rsplit("/", 1)[0] + "/postgres", connect_timeout=3).close()
     redis.Redis.from_url(sys.argv[2], socket_timeout=3).ping()
 except Exception as exc:
     print(f"not answering: {exc}")
