@@ -140,7 +140,8 @@ def main() -> int:
     redis_flush(redis_url)
     manage(env, "migrate", "--noinput", quiet=True)
     manage(env, "shell", "-c", SETUP_CODE)
-    api_key = manage(env, "create_api_key", "--name", "bench-assign", "--scopes", "assign")
+    limit = ["--rate-limit", str(args.key_rate_limit)] if args.key_rate_limit else []
+    api_key = manage(env, "create_api_key", "--name", "bench-assign", "--scopes", "assign", *limit)
     api_key = api_key.strip().splitlines()[-1]
 
     gunicorn_opts = ["--workers", str(args.workers), "--worker-class", args.worker_class]
@@ -208,6 +209,13 @@ def parse_args() -> argparse.Namespace:
         "default, 0.2; 0: one Celery publish per request)",
     )
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database after")
+    parser.add_argument(
+        "--key-rate-limit",
+        type=int,
+        default=0,
+        help="give the key a rate limit (requests/s) so every request pays the shared Redis "
+        "counter; set it above the load (e.g. 1000000) to measure the limiter's cost alone",
+    )
     return parser.parse_args()
 
 

@@ -25,6 +25,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 
 def _backlog() -> dict[str, float | int | None]:
+    """Shown by /readyz and on the admin index (experiments/templatetags)."""
     from analysis.services import snapshot_oldest_pending_seconds
     from events.models import DeadLetter
 

@@ -201,6 +201,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name for the experiment's analysis method in inputs and outputs (else a hashed name
+    # and a check --deploy warning).
+    "ENUM_NAME_OVERRIDES": {"AnalysisMethodEnum": "experiments.models.Method"},
 }
 
 # How often a web process checks the config-version stamp (seconds).

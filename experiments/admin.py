@@ -83,12 +83,14 @@ class VariantInlineFormSet(forms.BaseInlineFormSet):
         super().clean()
         if any(form.errors for form in self.forms):
             return
+        # The form instances, not cleaned_data: while live, key, weight and control are
+        # read-only and so absent from cleaned_data; the instance holds their stored values.
         kept = [
-            form.cleaned_data
+            form.instance
             for form in self.forms
             if form.cleaned_data and not form.cleaned_data.get("DELETE")
         ]
-        specs = [VariantSpec(d["key"], d["weight"], d.get("is_control", False)) for d in kept]
+        specs = [VariantSpec(v.key, v.weight, v.is_control) for v in kept]
         problems = variant_set_errors(specs)
         if self.instance.pk and self.instance.status in LIVE_STATUSES:
             current = [
@@ -130,7 +132,23 @@ class VariantInline(admin.TabularInline):
         )
 
 
-class ExperimentMetricInline(admin.TabularInline):
+class FrozenWhenStoppedInline(admin.TabularInline):
+    """A stopped experiment can no longer change (the service refuses): show it read-only."""
+
+    def _open(self, obj: Experiment | None) -> bool:
+        return obj is None or obj.status != Status.STOPPED
+
+    def has_add_permission(self, request: HttpRequest, obj: Experiment | None = None) -> bool:
+        return self._open(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Experiment | None = None) -> bool:
+        return self._open(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Experiment | None = None) -> bool:
+        return self._open(obj) and super().has_delete_permission(request, obj)
+
+
+class ExperimentMetricInline(FrozenWhenStoppedInline):
     model = ExperimentMetric
     extra = 0
     autocomplete_fields = ("metric",)
@@ -153,7 +171,7 @@ class ExperimentMetricInline(admin.TabularInline):
         )
 
 
-class ForcedAssignmentInline(admin.TabularInline):
+class ForcedAssignmentInline(FrozenWhenStoppedInline):
     model = ForcedAssignment
     extra = 0
     verbose_name_plural = "Forced assignments (QA units; never analysed)"
@@ -163,6 +181,75 @@ class ForcedAssignmentInline(admin.TabularInline):
             object_id = request.resolver_match.kwargs.get("object_id")
             kwargs["queryset"] = Variant.objects.filter(experiment_id=object_id or 0)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+FROZEN_REASONS = {
+    Status.RUNNING: "Running: the key, seed, hash version, layer and the variants' keys, "
+    "weights and control are frozen so no unit changes variant; coverage, condition and "
+    "texts may change.",
+    Status.PAUSED: "Paused: the key, seed, hash version, layer and the variants' keys, weights "
+    "and control stay frozen until the experiment stops.",
+    Status.STOPPED: "Stopped: the configuration can no longer change (the results refer to "
+    "it). Create a new experiment to test again.",
+}
+
+
+def experiment_admin_data(experiment: Experiment, formsets: list) -> dict[str, Any]:
+    """The admin's form and inlines as `experiment_save`'s data (the API's shape).
+
+    `experiment` is the form's instance: the edited values over the stored ones, read-only
+    fields included, so frozen values pass through unchanged and the service judges them.
+    """
+    data: dict[str, Any] = {f: getattr(experiment, f) for f in services.PLAIN_FIELDS}
+    data["analysis"] = {f: getattr(experiment, f) for f in services.ANALYSIS_FIELDS}
+    data["layer"] = (
+        {
+            "key": experiment.layer.key,
+            "start": experiment.layer_start,
+            "end": experiment.layer_end,
+        }
+        if experiment.layer_id
+        else None
+    )
+    for formset in formsets:
+        kept = [
+            form.instance
+            for form in formset.forms
+            if form.is_valid()
+            and not form.cleaned_data.get("DELETE")
+            and (form.instance.pk or form.has_changed())
+        ]
+        if formset.model is Variant:
+            kept.sort(key=lambda v: v.position)
+            data["variants"] = [
+                {
+                    "key": v.key,
+                    "name": v.name,
+                    "weight": v.weight,
+                    "is_control": v.is_control,
+                    "payload": v.payload,
+                }
+                for v in kept
+            ]
+        elif formset.model is ExperimentMetric:
+            data["metrics"] = [{"metric": link.metric.key, "role": link.role} for link in kept]
+        elif formset.model is ForcedAssignment:
+            data["forced_assignments"] = {f.unit_id: f.variant.key for f in kept}
+    return data
+
+
+def changed_only(data: dict[str, Any], stored: Experiment) -> dict[str, Any]:
+    """Only what the admin user changed, as a PATCH: a rule about a field (a freeze) then
+    applies when that field is edited, exactly as through the API."""
+    state = services.experiment_state(stored.pk)
+    changed = {f: data[f] for f in services.PLAIN_FIELDS if data[f] != getattr(stored, f)}
+    analysis = {f: v for f, v in data["analysis"].items() if v != getattr(stored, f)}
+    if analysis:
+        changed["analysis"] = analysis
+    for field in ("layer", "variants", "metrics", "forced_assignments"):
+        if field in data and data[field] != state[field]:
+            changed[field] = data[field]
+    return changed
 
 
 class ExperimentForm(forms.ModelForm):
@@ -235,17 +322,42 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Experiment]:
         return super().get_queryset(request).annotate(variant_total=Count("variants"))
 
-    # The audit log gets one entry per save: the experiment and its inlines (variants,
-    # metrics, forced assignments) are diffed together once the inlines are saved.
+    # Saving goes through `services.experiment_save`, as the API does: the same validation,
+    # status rules and freezes, and one audit entry for the experiment with its inlines. The
+    # form and inline formsets only collect the data; nothing is saved until save_related
+    # has all of it.
     def save_model(self, request: HttpRequest, obj: Experiment, form: Any, change: bool) -> None:
-        request._audit_before = services.experiment_state(obj.pk) if change else None
-        super().save_model(request, obj, form, change)
+        pass
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        super().save_related(request, form, formsets, change)
-        services.experiment_audit_save(
-            experiment=form.instance, before=getattr(request, "_audit_before", None)
-        )
+        data = experiment_admin_data(form.instance, formsets)
+        current = Experiment.objects.get(pk=form.instance.pk) if change else None
+        if current is not None:
+            data = changed_only(data, current)
+        saved = services.experiment_save(data=data, experiment=current)
+        form.instance.pk = saved.pk
+        form.instance._state.adding = False
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ServiceError as exc:
+            # The service refused (its transaction, the admin's, is rolled back): say why.
+            self.message_user(request, f"Not saved: {exc.message}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def construct_change_message(
+        self, request: HttpRequest, form: Any, formsets: Any, add: bool = False
+    ) -> list:
+        # The inline formsets were not saved by the admin (the service wrote them), so only
+        # the form's own fields go into Django's LogEntry; the audit log has the full diff.
+        return super().construct_change_message(request, form, [], add)
 
     def delete_model(self, request: HttpRequest, obj: Experiment) -> None:
         before = services.experiment_state(obj.pk)
@@ -285,6 +397,8 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Experiment | None = None) -> tuple:
         fields = self.readonly_fields
+        if obj is not None and obj.status == Status.STOPPED:
+            return fields + tuple(ExperimentForm.Meta.fields)
         if obj is not None and obj.status != Status.DRAFT:
             fields += ("key",)
         if obj is not None and obj.status in LIVE_STATUSES:
@@ -393,6 +507,10 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
     ) -> HttpResponse:
         extra_context = extra_context or {}
         experiment = Experiment.objects.filter(pk=object_id).first()
+        if experiment is not None and request.method == "GET":
+            reason = FROZEN_REASONS.get(experiment.status)
+            if reason:
+                self.message_user(request, reason, messages.INFO)
         if experiment is not None:
             extra_context.update(self._preview_context(request, experiment))
             extra_context["moves"] = [

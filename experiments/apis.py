@@ -108,6 +108,60 @@ class ExperimentInput(serializers.Serializer):
         return value
 
 
+class LayerRangeOutput(serializers.Serializer):
+    key = serializers.CharField()
+    start = serializers.FloatField()
+    end = serializers.FloatField()
+
+
+class VariantOutput(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField(allow_blank=True)
+    weight = serializers.FloatField()
+    is_control = serializers.BooleanField()
+    payload = serializers.DictField()
+
+
+class MetricRoleOutput(serializers.Serializer):
+    metric = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class AnalysisOutput(serializers.Serializer):
+    alpha = serializers.FloatField()
+    method = serializers.ChoiceField(choices=Method.choices)
+    sequential_tuning = serializers.IntegerField(allow_null=True)
+    planned_looks = serializers.IntegerField(allow_null=True)
+    cuped = serializers.BooleanField()
+    correction = serializers.ChoiceField(choices=Correction.choices)
+    srm_threshold = serializers.FloatField()
+    schedule_minutes = serializers.IntegerField()
+
+
+class ExperimentOutput(serializers.Serializer):
+    """The experiment as the API returns it (CONTRACT §3); only for the schema: the views
+    return `experiment_json`, which may carry more fields than listed here."""
+
+    key = serializers.CharField()
+    name = serializers.CharField()
+    hypothesis = serializers.CharField(allow_blank=True)
+    owner = serializers.CharField(allow_blank=True)
+    status = serializers.ChoiceField(choices=["draft", "running", "paused", "stopped"])
+    seed = serializers.CharField()
+    hash_version = serializers.IntegerField()
+    coverage = serializers.FloatField()
+    layer = LayerRangeOutput(allow_null=True)
+    condition = serializers.DictField()
+    variants = VariantOutput(many=True)
+    forced_assignments = serializers.DictField(child=serializers.CharField())
+    metrics = MetricRoleOutput(many=True)
+    analysis = AnalysisOutput()
+    planned_sample_size = serializers.IntegerField(allow_null=True)
+    shipped_variant = serializers.CharField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    stopped_at = serializers.DateTimeField(allow_null=True)
+
+
 class StopInput(serializers.Serializer):
     shipped_variant = serializers.CharField(max_length=100, required=False, allow_blank=True)
 
@@ -115,7 +169,7 @@ class StopInput(serializers.Serializer):
 class ExperimentListApi(APIView):
     required_scopes = {"GET": "read", "POST": "write"}
 
-    @extend_schema(responses=ExperimentInput(many=True))
+    @extend_schema(responses=ExperimentOutput(many=True))
     def get(self, request: Request) -> Response:
         experiments = experiment_list()
         wanted = request.query_params.get("status")
@@ -123,7 +177,7 @@ class ExperimentListApi(APIView):
             experiments = experiments.filter(status=wanted)
         return Response([experiment_json(e) for e in experiments])
 
-    @extend_schema(request=ExperimentInput, responses={201: ExperimentInput})
+    @extend_schema(request=ExperimentInput, responses={201: ExperimentOutput})
     def post(self, request: Request) -> Response:
         incoming = ExperimentInput(data=request.data)
         incoming.is_valid(raise_exception=True)
@@ -141,11 +195,11 @@ class ExperimentListApi(APIView):
 class ExperimentDetailApi(APIView):
     required_scopes = {"GET": "read", "PATCH": "write"}
 
-    @extend_schema(responses=ExperimentInput)
+    @extend_schema(responses=ExperimentOutput)
     def get(self, request: Request, key: str) -> Response:
         return Response(experiment_json(get_object_or_404(experiment_list(), key=key)))
 
-    @extend_schema(request=ExperimentInput, responses=ExperimentInput)
+    @extend_schema(request=ExperimentInput, responses=ExperimentOutput)
     def patch(self, request: Request, key: str) -> Response:
         experiment = get_object_or_404(Experiment, key=key)
         incoming = ExperimentInput(data=request.data, partial=True)
@@ -160,7 +214,7 @@ class ExperimentStatusApi(APIView):
     required_scopes = "write"
     move = ""
 
-    @extend_schema(request=StopInput, responses=ExperimentInput)
+    @extend_schema(request=StopInput, responses=ExperimentOutput)
     def post(self, request: Request, key: str) -> Response:
         experiment = get_object_or_404(Experiment, key=key)
         if self.move == "start":
@@ -199,14 +253,26 @@ class MetricInput(serializers.Serializer):
         return value or ""
 
 
+class MetricOutput(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField(allow_blank=True)
+    event = serializers.CharField()
+    aggregation = serializers.ChoiceField(choices=Aggregation.choices)
+    denominator_event = serializers.CharField(allow_null=True)
+    direction = serializers.ChoiceField(choices=Direction.choices)
+    winsorize_percentile = serializers.FloatField(allow_null=True)
+    conversion_window_hours = serializers.IntegerField(allow_null=True)
+    cuped_lookback_days = serializers.IntegerField()
+
+
 class MetricListApi(APIView):
     required_scopes = {"GET": "read", "POST": "write"}
 
-    @extend_schema(responses=MetricInput(many=True))
+    @extend_schema(responses=MetricOutput(many=True))
     def get(self, request: Request) -> Response:
         return Response([metric_json(m) for m in Metric.objects.all()])
 
-    @extend_schema(request=MetricInput, responses={201: MetricInput})
+    @extend_schema(request=MetricInput, responses={201: MetricOutput})
     def post(self, request: Request) -> Response:
         incoming = MetricInput(data=request.data)
         incoming.is_valid(raise_exception=True)
@@ -221,11 +287,11 @@ class MetricListApi(APIView):
 class MetricDetailApi(APIView):
     required_scopes = {"GET": "read", "PATCH": "write"}
 
-    @extend_schema(responses=MetricInput)
+    @extend_schema(responses=MetricOutput)
     def get(self, request: Request, key: str) -> Response:
         return Response(metric_json(get_object_or_404(Metric, key=key)))
 
-    @extend_schema(request=MetricInput, responses=MetricInput)
+    @extend_schema(request=MetricInput, responses=MetricOutput)
     def patch(self, request: Request, key: str) -> Response:
         metric = get_object_or_404(Metric, key=key)
         incoming = MetricInput(data=request.data, partial=True)

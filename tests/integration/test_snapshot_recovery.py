@@ -47,6 +47,12 @@ def test_worker_killed_mid_compute__new_snapshot_completes(api, workers) -> None
         assert wait_until(lambda: state_of(stuck_id) == SnapshotState.RUNNING, timeout=60)
         # When the worker is killed with kill -9 mid-compute
         first_worker.kill()
+        # (Its database session, still waiting for the lock, would linger until PostgreSQL
+        # notices the dead socket; end it so the test database can be dropped afterwards.)
+        lock.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks"
+            " WHERE relation = 'events_exposure'::regclass AND NOT granted"
+        )
     finally:
         lock.rollback()
         lock.close()

@@ -152,3 +152,15 @@ def test_readyz__pending_snapshot__reports_its_age_and_dead_letters(client) -> N
     backlog = client.get("/readyz").json()["backlog"]
     assert 120 <= backlog["oldest_pending_snapshot_seconds"] < 180
     assert backlog["dead_letters"] == 1
+
+
+def test_admin_index__backlog__oldest_pending_snapshot_and_dead_letters(admin_client) -> None:
+    from events.models import DeadLetter
+
+    aged(SnapshotState.QUEUED, 120)
+    DeadLetter.objects.create(task_name="t", payload={}, error="e")
+    content = admin_client.get("/admin/").content.decode()
+    row = content[content.index('id="vl-backlog"') :]
+    row = row[: row.index("</tr>")]
+    assert "Oldest pending snapshot:" in row and " s" in row
+    assert ">1</a>" in row
