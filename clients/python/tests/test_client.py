@@ -213,6 +213,9 @@ def test_assign_and_track__bad_input__never_raise_and_good_events_still_delivere
     assert client.wait_ready(WAIT)
     # When the app passes a non-string unit id, a NaN value and an unencodable property
     assert client.assign(None, None, ["ranker"]) == {"ranker": FALLBACK}  # type: ignore[arg-type]
+    assert client.assign("", None, ["ranker"]) == {"ranker": FALLBACK}
+    assert client.assign("") == {}
+    client.track("", "no-unit")
     client.track("u", "nan", value=float("nan"))
     client.track("u", "odd", properties={"when": object()})
     client.track("u", "fine")
