@@ -42,6 +42,8 @@ from variantlab_client.config import LoadedConfig
 from variantlab_client.engine import Assignment
 
 logger = logging.getLogger("variantlab_client")
+# A library leaves output to the app's logging configuration (Python's logging HOWTO).
+logger.addHandler(logging.NullHandler())
 
 FALLBACK = Assignment(None, None, False, "fallback")
 BATCH_SIZE = 500
