@@ -59,7 +59,9 @@ def test_client_and_growthbook__5000_units__agree_with_post_assign(live_server, 
     _experiments()
     _, app_key = api_key_create(name="app", scopes=["assign", "events"])
     _, sdk_key = api_key_create(name="sdk", scopes=["assign"])
-    client = Client(live_server.url, app_key, refresh_seconds=3600, flush_seconds=3600)
+    client = Client(
+        live_server.url, app_key, refresh_seconds=3600, flush_seconds=3600, max_queue=200_000
+    )
     growthbook = GrowthBook(api_host=live_server.url, client_key=sdk_key)
     try:
         assert client.wait_ready(30)
@@ -105,6 +107,9 @@ def test_client_and_growthbook__5000_units__agree_with_post_assign(live_server, 
         }
         served = 13  # 3 demo + 10 shapes: all of them, for every unit
         assert checked == {"client": UNITS * served, "growthbook": UNITS * served}
+        # And the client's exposures were all taken by the server
+        assert client.flush(timeout=300)
+        assert client.dropped_events == 0
     finally:
         client.close(timeout=1)
         growthbook.destroy()

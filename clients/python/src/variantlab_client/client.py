@@ -93,7 +93,7 @@ class Client:
         self.timeout = timeout
         self.flush_seconds = flush_seconds
         self.config_path = os.fspath(config_path) if config_path is not None else None
-        self.max_queue = max_queue
+        self.max_queue = max(1, max_queue)
         self.dropped_events = 0
         self._drop_logged_at = -DROP_LOG_SECONDS
         self._headers = {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT}
