@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo run test lint format worker beat bench
+.PHONY: install demo run test lint typecheck format worker beat bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,11 +32,16 @@ run: install
 ## The whole suite: embedded mode, then PostgreSQL + Redis + a real Celery worker when they answer.
 test: install
 	$(BIN)/ruff check .
+	$(MAKE) typecheck
 	bash scripts/test.sh
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+## The Python client is typed strictly (it ships py.typed to apps).
+typecheck: install
+	cd clients/python && $(abspath $(BIN))/mypy --strict src
 
 format: install
 	$(BIN)/ruff format .

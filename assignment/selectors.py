@@ -22,7 +22,7 @@ class AssignmentConfig:
     experiments: dict[str, ExperimentConfig]
     # What /assign evaluates when no experiments are named, and what /config lists: running,
     # paused and shipped experiments (CONTRACT §8.7).
-    running_keys: tuple[str, ...]
+    served_keys: tuple[str, ...]
     config_body: bytes
     etag: str
     served: ExperimentSet
@@ -141,7 +141,7 @@ def assignment_config_load() -> AssignmentConfig:
     ).encode()
     return AssignmentConfig(
         experiments=configs,
-        running_keys=served,
+        served_keys=served,
         config_body=body,
         etag=_etag(body),
         served=ExperimentSet(configs[k] for k in served),

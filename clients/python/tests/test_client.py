@@ -213,6 +213,9 @@ def test_assign_and_track__bad_input__never_raise_and_good_events_still_delivere
     assert client.wait_ready(WAIT)
     # When the app passes a non-string unit id, a NaN value and an unencodable property
     assert client.assign(None, None, ["ranker"]) == {"ranker": FALLBACK}  # type: ignore[arg-type]
+    assert client.assign("", None, ["ranker"]) == {"ranker": FALLBACK}
+    assert client.assign("") == {}
+    client.track("", "no-unit")
     client.track("u", "nan", value=float("nan"))
     client.track("u", "odd", properties={"when": object()})
     client.track("u", "fine")
@@ -291,3 +294,14 @@ def test_fork__child_gets_fresh_threads_and_delivers_its_events(make_client, fak
     # Then each process delivered its own events once: the child did not resend the parent's
     ids = sorted(e["event_id"] for e in fake_server.events if e["type"] == "outcome")
     assert ids == ["child-1", "parent-1"]
+
+
+def test_events__max_queue_zero__treated_as_one_and_assign_still_answers(
+    make_client, fake_server
+) -> None:
+    client = make_client(fake_server.url, max_queue=0, flush_seconds=60)
+    assert client.wait_ready(WAIT)
+    for i in range(10):
+        client.track("u", "click", event_id=f"e-{i}")
+    assert client.assign("qa", None, ["ranker"])["ranker"].reason == "forced"
+    assert client.max_queue == 1 and client.dropped_events == 9

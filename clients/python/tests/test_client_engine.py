@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from variantlab_client.conditions import compile_condition, evaluate_condition
 from variantlab_client.engine import (
@@ -71,6 +71,9 @@ def test_assign__stopped_without_shipped_variant__control_not_running() -> None:
     )
 
 
+# No per-example deadline: on a shared machine it would be a timed assertion in disguise.
+untimed = settings(deadline=None)
+
 unit_ids = st.one_of(st.text(max_size=40), st.uuids().map(str))
 conditions = st.sampled_from(
     [
@@ -95,6 +98,7 @@ attribute_values = st.one_of(
 attributes = st.dictionaries(st.sampled_from(["country", "plan", "app"]), attribute_values)
 
 
+@untimed
 @given(condition=conditions, attrs=attributes)
 def test_compile_condition__random_attributes__same_as_evaluate_condition(
     condition: dict[str, Any], attrs: dict[str, Any]
@@ -124,6 +128,7 @@ experiment_shapes = st.builds(
 )
 
 
+@untimed
 @given(
     experiments=st.lists(experiment_shapes, min_size=0, max_size=12, unique_by=lambda c: c.key),
     unit_id=st.one_of(unit_ids, st.just("qa")),
@@ -139,6 +144,7 @@ def test_experiment_set__random_experiments__same_as_assign_one_by_one(
     assert together == {c.key: assign(c, unit_id, attrs) for c in experiments}
 
 
+@untimed
 @given(seed=st.text(max_size=20), unit_id=unit_ids)
 def test_experiment_set__point__equals_hash_unit(seed: str, unit_id: str) -> None:
     # Given a 100-bucket experiment: its variant index reveals the v2 point to 1%

@@ -7,6 +7,10 @@ from typing import Any
 import pytest
 
 from assignment.engine import (
+    ExperimentConfig,
+    ExperimentSet,
+    VariantConfig,
+    assign,
     bucket_ranges,
     choose_variant,
     compile_condition,
@@ -89,3 +93,56 @@ def test_evaluate_condition__growthbook_vector__same_result(case: list[Any]) -> 
     # And its precompiled form (what assignment runs) agrees
     compiled = compile_condition(condition)
     assert (compiled is None or compiled(attributes)) is expected
+
+
+# GrowthBook experiment fields that Variantlab experiments have (CONTRACT §1-§2); cases using
+# others (force, filters, explicit ranges, hashAttribute, QA mode, URLs) are outside the model.
+_RUN_FIELDS = {"key", "variations", "weights", "coverage", "condition", "namespace", "seed"}
+_RUN_FIELDS |= {"hashVersion", "active"}
+
+
+def _run_case_skip_reason(case: list[Any]) -> str | None:
+    _name, context, experiment = case[:3]
+    if not set(experiment) <= _RUN_FIELDS or not set(context) <= {"attributes"}:
+        return "uses GrowthBook features outside Variantlab's experiment model"
+    unit_id = context.get("attributes", {}).get("id")
+    if not isinstance(unit_id, str) or not unit_id:
+        return "no unit id: /assign refuses one (400) and the client answers fallback"
+    if len(experiment["variations"]) < 2:
+        return "Variantlab experiments have at least two variants"
+    return None
+
+
+@pytest.mark.parametrize("case", _cases("run"))
+def test_assign__growthbook_run_vector__same_variation_and_in_experiment(case: list[Any]) -> None:
+    # Given a GrowthBook experiment that Variantlab can express, as an ExperimentConfig
+    reason = _run_case_skip_reason(case)
+    if reason:
+        pytest.skip(reason)
+    _name, context, experiment, expected_value, expected_in, _hash_used = case[:6]
+    variations = experiment["variations"]
+    config = ExperimentConfig(
+        key=experiment["key"],
+        status="running" if experiment.get("active", True) else "paused",
+        seed=experiment.get("seed", experiment["key"]),
+        hash_version=experiment.get("hashVersion", 1),  # GrowthBook's default for experiments
+        coverage=experiment.get("coverage", 1.0),
+        variants=tuple(
+            VariantConfig(f"v{i}", w, i == 0, {"value": value})
+            for i, (value, w) in enumerate(
+                zip(variations, experiment.get("weights") or [0.0] * len(variations), strict=True)
+            )
+        ),
+        condition=experiment.get("condition") or {},
+        layer=tuple(experiment["namespace"]) if experiment.get("namespace") else None,
+        forced={},
+    )
+    attributes = context["attributes"]
+    # When the unit is assigned, alone and through an ExperimentSet
+    got = assign(config, attributes["id"], attributes)
+    together = ExperimentSet([config]).assign(attributes["id"], attributes)[config.key]
+    # Then it gets GrowthBook's variation (control when not in the experiment), and is in the
+    # experiment exactly when GrowthBook says so
+    assert got.payload == {"value": expected_value}
+    assert got.in_experiment is expected_in
+    assert together == got

@@ -10,6 +10,7 @@ from variantlab_client import Client
 
 from experiments import services
 from experiments.config_version import config_version_bump
+from experiments.management.commands import demo
 from experiments.services import api_key_create
 from tests.factories import LayerFactory, make_experiment
 
@@ -23,15 +24,20 @@ DEMO_CONDITION = {"country": {"$in": ["US", "CA", "GB"]}, "app_version": {"$vgte
 
 
 def _experiments() -> None:
-    """One experiment per shape: weights, coverage, targeting (the demo's), layers (two
-    sharing one, v1 hash), QA overrides, paused, shipped, rolled back."""
-    LayerFactory(key="search")
+    """The demo's three experiments, and one experiment per shape: weights, coverage,
+    targeting, layers (two sharing one, v1 hash), QA overrides, paused, shipped, rolled back."""
+    LayerFactory(key="search", name="Search page")
+    for metric in demo.METRICS:
+        services.metric_save(data=metric)
+    for spec in demo.EXPERIMENTS:
+        services.experiment_start(experiment=services.experiment_save(data=spec))
+    LayerFactory(key="home")
     make_experiment("plain")
     make_experiment("weights", variants=THREE)
     make_experiment("coverage", coverage=0.6)
     make_experiment("targeted", condition=DEMO_CONDITION, coverage=0.8)
-    make_experiment("layer-a", layer={"key": "search", "start": 0.0, "end": 0.5})
-    make_experiment("layer-b", layer={"key": "search", "start": 0.5, "end": 1.0}, hash_version=1)
+    make_experiment("layer-a", layer={"key": "home", "start": 0.0, "end": 0.5})
+    make_experiment("layer-b", layer={"key": "home", "start": 0.5, "end": 1.0}, hash_version=1)
     make_experiment("forced", forced_assignments={"unit-7": "treatment", "unit-8": "control"})
     services.experiment_pause(experiment=make_experiment("paused"))
     services.experiment_stop(experiment=make_experiment("shipped"), shipped_variant="treatment")
@@ -53,7 +59,9 @@ def test_client_and_growthbook__5000_units__agree_with_post_assign(live_server, 
     _experiments()
     _, app_key = api_key_create(name="app", scopes=["assign", "events"])
     _, sdk_key = api_key_create(name="sdk", scopes=["assign"])
-    client = Client(live_server.url, app_key, refresh_seconds=3600, flush_seconds=3600)
+    client = Client(
+        live_server.url, app_key, refresh_seconds=3600, flush_seconds=3600, max_queue=200_000
+    )
     growthbook = GrowthBook(api_host=live_server.url, client_key=sdk_key)
     try:
         assert client.wait_ready(30)
@@ -97,7 +105,11 @@ def test_client_and_growthbook__5000_units__agree_with_post_assign(live_server, 
             "not_in_traffic",
             "rolled_back",
         }
-        assert checked == {"client": UNITS * 10, "growthbook": UNITS * 10}
+        served = 13  # 3 demo + 10 shapes: all of them, for every unit
+        assert checked == {"client": UNITS * served, "growthbook": UNITS * served}
+        # And the client's exposures were all taken by the server
+        assert client.flush(timeout=300)
+        assert client.dropped_events == 0
     finally:
         client.close(timeout=1)
         growthbook.destroy()

@@ -42,6 +42,8 @@ from variantlab_client.config import LoadedConfig
 from variantlab_client.engine import Assignment
 
 logger = logging.getLogger("variantlab_client")
+# A library leaves output to the app's logging configuration (Python's logging HOWTO).
+logger.addHandler(logging.NullHandler())
 
 FALLBACK = Assignment(None, None, False, "fallback")
 BATCH_SIZE = 500
@@ -91,7 +93,7 @@ class Client:
         self.timeout = timeout
         self.flush_seconds = flush_seconds
         self.config_path = os.fspath(config_path) if config_path is not None else None
-        self.max_queue = max_queue
+        self.max_queue = max(1, max_queue)
         self.dropped_events = 0
         self._drop_logged_at = -DROP_LOG_SECONDS
         self._headers = {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT}
@@ -131,7 +133,9 @@ class Client:
         if self._threads_pid != os.getpid():
             self._ensure_threads()
         config = self._config
-        if config is None:
+        if config is None or not unit_id or type(unit_id) is not str:
+            if config is not None:  # the server refuses these too (400 naming unit_id)
+                logger.warning("variantlab.assign_refused unit_id=%r", unit_id)
             return {key: FALLBACK for key in experiments or ()}
         if experiments is None:
             result = config.served.assign(unit_id, attributes)
@@ -171,9 +175,11 @@ class Client:
     ) -> None:
         """Queue an outcome event (CONTRACT §3) for /events."""
         try:
-            if isinstance(value, bool) or not math.isfinite(value):
-                # The server would refuse it: better one line now than a refused batch later.
-                logger.error("variantlab.track_refused name=%s value=%r", name, value)
+            if not unit_id or not name or isinstance(value, bool) or not math.isfinite(value):
+                # The server would refuse it: one line now rather than a rejected event later.
+                logger.error(
+                    "variantlab.track_refused unit_id=%r name=%r value=%r", unit_id, name, value
+                )
                 return
             self._enqueue(
                 {
@@ -357,7 +363,8 @@ class Client:
                 log = logger.debug if self._config_failing else logger.warning
                 log("variantlab.config_refresh_failed serving=%s error=%s", self._serving(), exc)
                 self._config_failing = True
-            stop.wait(self.refresh_seconds)
+            # ±10 %: app processes started together do not poll the server in step.
+            stop.wait(self.refresh_seconds * random.uniform(0.9, 1.1))
 
     def _serving(self) -> str:
         return "last_good_config" if self._config is not None else "fallback"
