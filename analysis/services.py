@@ -124,20 +124,20 @@ def snapshot_compute(*, snapshot_id: int) -> Snapshot | None:
         snapshot.guardrail_alert = bool(results["guardrail_alerts"])
         snapshot.results["computed_at"] = snapshot.computed_at.isoformat()
         snapshot.save()
-    _maybe_auto_pause(snapshot)
+    _maybe_auto_rollback(snapshot)
     return snapshot
 
 
-def _maybe_auto_pause(snapshot: Snapshot) -> None:
+def _maybe_auto_rollback(snapshot: Snapshot) -> None:
     """Only the always-valid harm test may act (CONTRACT §8.1), never a fixed p-value."""
     experiment = snapshot.experiment
-    if snapshot.guardrail_alert and experiment.auto_pause_on_guardrail:
-        from experiments.services import experiment_pause
+    if snapshot.guardrail_alert and experiment.auto_rollback:
+        from experiments.services import guardrail_rollback
 
-        experiment.refresh_from_db()
-        if experiment.status == Status.RUNNING:
-            experiment_pause(experiment=experiment)
-            logger.warning("experiment.auto_paused key=%s guardrail", experiment.key)
+        for alert in snapshot.results["guardrail_alerts"]:
+            guardrail_rollback(
+                experiment=experiment, metric=alert["metric"], variant_key=alert["variant"]
+            )
 
 
 def decision_settings(experiment: Experiment) -> DecisionSettings:

@@ -40,6 +40,8 @@ def experiment_json(experiment: Experiment) -> dict:
                 "weight": v.weight,
                 "is_control": v.is_control,
                 "payload": v.payload,
+                "rolled_back_at": v.rolled_back_at,
+                "rolled_back_reason": v.rolled_back_reason or None,
             }
             for v in experiment.variants.all()
         ],
@@ -56,7 +58,10 @@ def experiment_json(experiment: Experiment) -> dict:
             "correction": experiment.correction,
             "srm_threshold": experiment.srm_threshold,
             "schedule_minutes": experiment.schedule_minutes,
-            "auto_pause_on_guardrail": experiment.auto_pause_on_guardrail,
+            "auto_rollback": experiment.auto_rollback,
+            # v1's name (CONTRACT §3), kept as an alias: §8.3 replaced it with auto_rollback.
+            "auto_pause_on_guardrail": experiment.auto_rollback,
+            "guardrail_check_minutes": experiment.guardrail_check_minutes,
             "min_units_per_variant": experiment.min_units_per_variant,
             "guardrail_alpha": experiment.guardrail_alpha,
         },
