@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from audit.context import Actor
+from audit.context import Actor, current_actor
 from audit.services import audit_changes, audit_record
 from experiments.errors import ConflictError, NotFoundError, ServiceError
 from experiments.models import (
@@ -230,7 +230,25 @@ def variant_rollback(
         reason=reason,
         actor=actor,
     )
+    from analysis.alerts import alert_send
+
+    who = (actor or current_actor()).name
+    alert_send(
+        kind="rollback",
+        experiment=experiment,
+        variant=variant.key,
+        metric=_guardrail_of(reason),
+        message=f"{variant.key} was rolled back by {who}: {reason}. Its units now get the "
+        "control; nobody else moves.",
+    )
     return variant
+
+
+def _guardrail_of(reason: str) -> str | None:
+    """The metric named by an automatic rollback's reason ("guardrail <metric>: …")."""
+    if reason.startswith("guardrail ") and ":" in reason:
+        return reason[len("guardrail ") : reason.index(":")]
+    return None
 
 
 def guardrail_rollback(
