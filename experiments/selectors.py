@@ -72,6 +72,34 @@ def experiment_json(experiment: Experiment) -> dict:
     }
 
 
+def rollbacks_list(experiment: Experiment) -> list[dict]:
+    """Rolled-back variants: when, why, and who or what did it (from the audit log)."""
+    from audit.models import AuditEntry
+
+    rolled = [v for v in experiment.variants.all() if v.rolled_back_at is not None]
+    entries = {
+        e.object_key: e
+        for e in AuditEntry.objects.filter(
+            experiment_key=experiment.key, action="rollback", object_type="variant"
+        ).order_by("id")
+    }
+    result = []
+    for variant in rolled:
+        entry = entries.get(f"{experiment.key}:{variant.key}")
+        actor = "unknown" if entry is None else entry.actor_name
+        kind = "" if entry is None else entry.actor_type
+        result.append(
+            {
+                "variant": variant.key,
+                "at": variant.rolled_back_at,
+                "reason": variant.rolled_back_reason,
+                "by": "automatic rollback" if kind == "system" else actor,
+                "by_type": kind,
+            }
+        )
+    return result
+
+
 def _metric_link(link: ExperimentMetric) -> dict:
     data: dict = {"metric": link.metric.key, "role": link.role}
     if link.harm_margin is not None:
