@@ -16,6 +16,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -31,6 +32,7 @@ from analysis.services import reason_text
 from analysis.stats import sample_size
 from analysis.stats.decisions import GUARDRAIL_STATUS_TEXT
 from experiments.models import Aggregation, Experiment
+from experiments.selectors import rollbacks_list
 
 # Without a planned sample size the page estimates one for this relative change of the first
 # primary metric; the page says so, and setting `planned_sample_size` replaces it.
@@ -442,7 +444,13 @@ def _look_text(results: dict[str, Any], experiment: Experiment) -> str:
 def results_view(
     request: HttpRequest, model_admin: admin.ModelAdmin, object_id: int
 ) -> HttpResponse:
-    experiment = get_object_or_404(Experiment, pk=object_id)
+    # Counted in the experiment's own query: the rollback banner costs nothing without one.
+    experiment = get_object_or_404(
+        Experiment.objects.annotate(
+            rolled_back=Count("variants", filter=Q(variants__rolled_back_at__isnull=False))
+        ),
+        pk=object_id,
+    )
     if not model_admin.has_view_permission(request, experiment):
         raise PermissionDenied
     context = {
@@ -454,6 +462,7 @@ def results_view(
         "can_analyze": model_admin.has_change_permission(request, experiment),
         "dashboard_url": reverse("admin:experiments_experiment_dashboard"),
         "change_url": reverse("admin:experiments_experiment_change", args=[experiment.pk]),
+        "rollbacks": rollbacks_list(experiment) if experiment.rolled_back else [],
         **results_context(experiment_results(experiment=experiment), timezone.now()),
     }
     return TemplateResponse(request, "admin/analysis/results.html", context)

@@ -7,6 +7,7 @@ charts over hundreds of snapshots never parse their JSON.
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from experiments.models import Experiment
 
@@ -89,3 +90,39 @@ class SnapshotComparison(models.Model):
 
     def __str__(self) -> str:
         return f"{self.metric}:{self.variant} vs {self.baseline}"
+
+
+class GuardrailCheckSource(models.TextChoices):
+    MONITOR = "monitor"
+    SNAPSHOT = "snapshot"
+
+
+class GuardrailCheck(models.Model):
+    """One look of the guardrail harm tests (CONTRACT §8.3), by the monitor or a snapshot.
+
+    The rows of an experiment form one chain: each check starts from the guardrail state of
+    the newest row and appends its own, under the experiment's row lock (analysis/guardrails.py),
+    so a monitor check and a snapshot never fold the same state twice or drop each other's.
+    """
+
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="guardrail_checks"
+    )
+    checked_at = models.DateTimeField(default=timezone.now)
+    source = models.CharField(max_length=10, choices=GuardrailCheckSource.choices)
+    snapshot = models.ForeignKey(
+        "Snapshot", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # {"metric|variant": ComparisonState.to_json()} of the guardrail comparisons only.
+    decision_state = models.JSONField(default=dict)
+    # [{"metric", "variant", "message"}]: every pair with harm (sticky), and the ones first
+    # detected by this check (what alerts go out for, once).
+    harms = models.JSONField(default=list)
+    new_harms = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["experiment", "-id"])]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id} guardrails #{self.pk} ({self.source})"

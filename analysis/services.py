@@ -16,7 +16,14 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.db.models import Q
 from django.utils import timezone
 
-from analysis.models import ACTIVE_STATES, Snapshot, SnapshotComparison, SnapshotState
+from analysis.models import (
+    ACTIVE_STATES,
+    GuardrailCheck,
+    GuardrailCheckSource,
+    Snapshot,
+    SnapshotComparison,
+    SnapshotState,
+)
 from analysis.selectors import exposure_diagnostics, metric_variant_stats
 from analysis.stats.decisions import (
     DEFAULT_PLANNED_LOOKS,
@@ -24,7 +31,6 @@ from analysis.stats.decisions import (
     DecisionState,
     LookResult,
     MetricInput,
-    decide_look,
 )
 from experiments.models import Aggregation, Experiment, Status
 
@@ -97,7 +103,7 @@ def snapshot_compute(*, snapshot_id: int) -> Snapshot | None:
         return None  # another worker owns it, or it is finished: a replay changes nothing
     snapshot = Snapshot.objects.select_related("experiment").get(pk=snapshot_id)
     try:
-        results, rows, state = _analyse(snapshot)
+        results, rows, state, check = _analyse(snapshot)
     except (OperationalError, InterfaceError):
         # The database blinked: put the snapshot back so the task's retry can claim it again.
         Snapshot.objects.filter(pk=snapshot_id).update(state=SnapshotState.QUEUED)
@@ -115,6 +121,12 @@ def snapshot_compute(*, snapshot_id: int) -> Snapshot | None:
         if not still_ours.exists():
             # Recovered as stuck while this ran (snapshot_recover): its replacement reports.
             return None
+        was_flagged = (
+            Snapshot.objects.filter(experiment=snapshot.experiment, state=SnapshotState.DONE)
+            .order_by("-computed_at", "-id")
+            .values_list("srm_flagged", flat=True)
+            .first()
+        )
         SnapshotComparison.objects.bulk_create(rows)
         snapshot.results = results
         snapshot.state = SnapshotState.DONE
@@ -124,20 +136,42 @@ def snapshot_compute(*, snapshot_id: int) -> Snapshot | None:
         snapshot.guardrail_alert = bool(results["guardrail_alerts"])
         snapshot.results["computed_at"] = snapshot.computed_at.isoformat()
         snapshot.save()
-    _maybe_auto_pause(snapshot)
+        if snapshot.srm_flagged and not was_flagged:
+            _srm_flag_raised(snapshot)
+    # Only the always-valid harm test may act (CONTRACT §8.1), never a fixed p-value: the
+    # check chain says which harms are new (alerts) and which arms to roll back.
+    from analysis.guardrails import guardrail_act
+
+    guardrail_act(check=check)
     return snapshot
 
 
-def _maybe_auto_pause(snapshot: Snapshot) -> None:
-    """Only the always-valid harm test may act (CONTRACT §8.1), never a fixed p-value."""
-    experiment = snapshot.experiment
-    if snapshot.guardrail_alert and experiment.auto_pause_on_guardrail:
-        from experiments.services import experiment_pause
+def _srm_flag_raised(snapshot: Snapshot) -> None:
+    """A new SRM flag (it stays once set): an audit entry by the system and an alert."""
+    from analysis.alerts import alert_send
+    from audit.context import SYSTEM
+    from audit.services import audit_record
 
-        experiment.refresh_from_db()
-        if experiment.status == Status.RUNNING:
-            experiment_pause(experiment=experiment)
-            logger.warning("experiment.auto_paused key=%s guardrail", experiment.key)
+    experiment = snapshot.experiment
+    srm = snapshot.results["srm"]
+    p = srm.get("sequential_p_value")
+    message = (
+        f"Sample ratio mismatch: units are not split as configured "
+        f"(observed {srm.get('observed')}, sequential p = {p:.2g}); the results cannot be "
+        "trusted until the cause is found."
+        if p is not None
+        else "Sample ratio mismatch: units are not split as configured."
+    )
+    audit_record(
+        action="srm_flag",
+        object_type="experiment",
+        object_key=experiment.key,
+        experiment_key=experiment.key,
+        changes={"srm.flagged": [False, True]},
+        reason=message,
+        actor=SYSTEM,
+    )
+    alert_send(kind="srm", experiment=experiment, message=message)
 
 
 def decision_settings(experiment: Experiment) -> DecisionSettings:
@@ -164,15 +198,18 @@ def _previous_state(experiment: Experiment) -> DecisionState | None:
     return None if previous is None else DecisionState.from_json(previous)
 
 
-def _analyse(snapshot: Snapshot) -> tuple[dict[str, Any], list[SnapshotComparison], DecisionState]:
-    experiment = snapshot.experiment
-    variants = sorted(experiment.variants.all(), key=lambda v: (not v.is_control, v.position))
-    keys = [v.key for v in variants]
-    weights = [v.weight for v in variants]
-    diagnostics = exposure_diagnostics(experiment=experiment)
-    observed = {key: diagnostics.units_by_variant.get(key, 0) for key in keys}
+def variant_order(experiment: Experiment) -> list[Any]:
+    """Control first, then the treatments in their configured order."""
+    return sorted(experiment.variants.all(), key=lambda v: (not v.is_control, v.position))
 
-    links = list(experiment.metrics.select_related("metric"))
+
+def metric_inputs(experiment: Experiment, links: list[Any]) -> list[MetricInput]:
+    """Each linked metric's sufficient statistics per arm (control first), for decide_look.
+
+    Snapshots and the guardrail monitor both build their inputs here, so a guardrail look is
+    the same computation whoever takes it.
+    """
+    keys = [v.key for v in variant_order(experiment)]
     inputs: list[MetricInput] = []
     for link in links:
         metric = link.metric
@@ -190,10 +227,29 @@ def _analyse(snapshot: Snapshot) -> tuple[dict[str, Any], list[SnapshotCompariso
                 gate_heavy_tail=metric.aggregation in HEAVY_TAIL_GATED,
             )
         )
-    result, state = decide_look(
-        decision_settings(experiment),
-        inputs,
-        _previous_state(experiment),
+    return inputs
+
+
+def _analyse(
+    snapshot: Snapshot,
+) -> tuple[dict[str, Any], list[SnapshotComparison], DecisionState, GuardrailCheck]:
+    from analysis.guardrails import decide_with_guardrail_chain
+
+    experiment = snapshot.experiment
+    variants = variant_order(experiment)
+    keys = [v.key for v in variants]
+    weights = [v.weight for v in variants]
+    diagnostics = exposure_diagnostics(experiment=experiment)
+    observed = {key: diagnostics.units_by_variant.get(key, 0) for key in keys}
+
+    links = list(experiment.metrics.select_related("metric"))
+    inputs = metric_inputs(experiment, links)
+    result, state, check = decide_with_guardrail_chain(
+        experiment=experiment,
+        inputs=inputs,
+        previous=_previous_state(experiment),
+        source=GuardrailCheckSource.SNAPSHOT,
+        snapshot=snapshot,
         analysed_units=sum(observed.values()),
         observed_units=observed,
         expected_weights=weights,
@@ -227,7 +283,7 @@ def _analyse(snapshot: Snapshot) -> tuple[dict[str, Any], list[SnapshotCompariso
         for c in metric.comparisons
         if look_input is not None
     ]
-    return results, rows, state
+    return results, rows, state, check
 
 
 def results_json(

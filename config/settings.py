@@ -167,6 +167,11 @@ VARIANTLAB_SNAPSHOT_RECOVERY_SECONDS = env.int("VARIANTLAB_SNAPSHOT_RECOVERY_SEC
 CELERY_BEAT_SCHEDULE = {
     # Each experiment has its own interval (analysis settings); this only checks who is due.
     "snapshots-due": {"task": "analysis.tasks.snapshots_due_task", "schedule": 60.0},
+    # Guardrail-only looks every analysis.guardrail_check_minutes (CONTRACT §8.3).
+    "guardrail-checks-due": {
+        "task": "analysis.tasks.guardrail_checks_due_task",
+        "schedule": 60.0,
+    },
     # Recovery within VARIANTLAB_SNAPSHOT_RECOVERY_SECONDS + this interval (5 + 1 min).
     "snapshots-recover": {
         "task": "analysis.tasks.snapshots_recover_task",
@@ -213,6 +218,16 @@ VARIANTLAB_CONFIG_POLL_SECONDS = env.float("VARIANTLAB_CONFIG_POLL_SECONDS", def
 # Celery task every N seconds and on a graceful stop. 0: one task per request, published
 # before answering. See assignment/exposure_buffer.py for what each mode can lose.
 VARIANTLAB_EXPOSURE_FLUSH_SECONDS = env.float("VARIANTLAB_EXPOSURE_FLUSH_SECONDS", default=0.2)
+
+# Alerts (CONTRACT §8.3): JSON POSTs to these URLs (comma-separated), e-mail to owners that
+# are addresses. VARIANTLAB_PUBLIC_URL is where alert links point (the admin's results page).
+VARIANTLAB_ALERT_WEBHOOKS = env.list("VARIANTLAB_ALERT_WEBHOOKS", default=[])
+VARIANTLAB_ALERT_TIMEOUT_SECONDS = env.float("VARIANTLAB_ALERT_TIMEOUT_SECONDS", default=5.0)
+VARIANTLAB_PUBLIC_URL = env("VARIANTLAB_PUBLIC_URL", default="http://127.0.0.1:8000")
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="variantlab@localhost")
 
 LOGGING = {
     "version": 1,

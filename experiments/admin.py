@@ -432,6 +432,11 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
                 name="experiments_experiment_move",
             ),
             path(
+                "<int:object_id>/rollback/<str:variant>/",
+                self.admin_site.admin_view(self.rollback_view),
+                name="experiments_experiment_rollback",
+            ),
+            path(
                 "dashboard/",
                 view(dashboard.overview_view),
                 name="experiments_experiment_dashboard",
@@ -463,6 +468,30 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
         if not self.has_change_permission(request, experiment):
             raise PermissionDenied  # a Viewer: a plain 403, never a silent redirect
         self._apply_move(request, experiment, move, request.POST.get("variant", ""))
+        return HttpResponseRedirect(change_url)
+
+    def rollback_view(self, request: HttpRequest, object_id: int, variant: str) -> HttpResponse:
+        """The "Roll back" button of one variant (POST with a reason): the API's service."""
+        experiment = get_object_or_404(Experiment, pk=object_id)
+        change_url = reverse("admin:experiments_experiment_change", args=[object_id])
+        if request.method != "POST":
+            return HttpResponseRedirect(change_url)
+        if not self.has_change_permission(request, experiment):
+            raise PermissionDenied
+        try:
+            services.variant_rollback(
+                experiment=experiment,
+                variant_key=variant,
+                reason=request.POST.get("reason", ""),
+            )
+        except ServiceError as exc:
+            self.message_user(request, f"{experiment.key}: {exc.message}", messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"{experiment.key}: '{variant}' rolled back; its units now get the control.",
+                messages.SUCCESS,
+            )
         return HttpResponseRedirect(change_url)
 
     def _apply_move(
@@ -527,6 +556,10 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
                 if target in services.ALLOWED_MOVES[experiment.status]
             ]
             extra_context["variant_keys"] = list(experiment.variants.values_list("key", flat=True))
+            extra_context["rollback_variants"] = [
+                v for v in experiment.variants.all() if not v.is_control
+            ]
+            extra_context["can_roll_back"] = experiment.status in services.ROLLBACK_STATUSES
         return super().change_view(request, object_id, form_url, extra_context)
 
     def _preview_context(self, request: HttpRequest, experiment: Experiment) -> dict:

@@ -78,9 +78,25 @@ class AnalysisInput(serializers.Serializer):
     correction = serializers.ChoiceField(choices=Correction.choices, required=False)
     srm_threshold = serializers.FloatField(min_value=0.0, max_value=0.5, required=False)
     schedule_minutes = serializers.IntegerField(min_value=1, required=False)
-    auto_pause_on_guardrail = serializers.BooleanField(required=False)
+    auto_rollback = serializers.BooleanField(required=False)
+    # v1's name for auto_rollback (CONTRACT §8.3 replaced it); accepted as an alias.
+    auto_pause_on_guardrail = serializers.BooleanField(required=False, write_only=True)
+    guardrail_check_minutes = serializers.IntegerField(min_value=1, max_value=1440, required=False)
     min_units_per_variant = serializers.IntegerField(min_value=0, required=False)
     guardrail_alpha = serializers.FloatField(min_value=0.0001, max_value=0.5, required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        if "auto_pause_on_guardrail" in attrs:
+            alias = attrs.pop("auto_pause_on_guardrail")
+            if "auto_rollback" in attrs and attrs["auto_rollback"] != alias:
+                raise serializers.ValidationError(
+                    {
+                        "auto_pause_on_guardrail": "is the old name of auto_rollback; "
+                        "send one of them (or the same value)"
+                    }
+                )
+            attrs["auto_rollback"] = alias
+        return attrs
 
 
 class ExperimentInput(serializers.Serializer):
@@ -228,6 +244,28 @@ class ExperimentStatusApi(APIView):
                 experiment=experiment,
                 shipped_variant=incoming.validated_data.get("shipped_variant", ""),
             )
+        return Response(experiment_json(experiment_list().get(pk=experiment.pk)))
+
+
+class RollbackInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, trim_whitespace=True)
+
+
+class VariantRollbackApi(APIView):
+    """POST /experiments/{key}/variants/{variant}/rollback (CONTRACT §8.3): final."""
+
+    required_scopes = "write"
+
+    @extend_schema(request=RollbackInput, responses=ExperimentInput)
+    def post(self, request: Request, key: str, variant: str) -> Response:
+        experiment = get_object_or_404(Experiment, key=key)
+        incoming = RollbackInput(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        services.variant_rollback(
+            experiment=experiment,
+            variant_key=variant,
+            reason=incoming.validated_data["reason"],
+        )
         return Response(experiment_json(experiment_list().get(pk=experiment.pk)))
 
 

@@ -178,8 +178,16 @@ class Experiment(models.Model):
     schedule_minutes = models.PositiveIntegerField(
         default=60, validators=[MinValueValidator(1)], help_text="Snapshot every N minutes."
     )
-    auto_pause_on_guardrail = models.BooleanField(
-        default=False, help_text="Pause the experiment when a guardrail detects harm."
+    # CONTRACT §8.3: replaces v1's auto_pause_on_guardrail (migration 0005 carried it over;
+    # the API still reads and writes that name as an alias of this field).
+    auto_rollback = models.BooleanField(
+        default=False,
+        help_text="Roll a variant back as soon as a guardrail detects harm on it.",
+    )
+    guardrail_check_minutes = models.PositiveIntegerField(
+        default=5,
+        validators=[MinValueValidator(1), MaxValueValidator(1440)],
+        help_text="Check the guardrails (only them) every N minutes between snapshots.",
     )
     min_units_per_variant = models.PositiveIntegerField(
         default=100, help_text="No decision while either arm has fewer analysed units."

@@ -40,6 +40,8 @@ def experiment_json(experiment: Experiment) -> dict:
                 "weight": v.weight,
                 "is_control": v.is_control,
                 "payload": v.payload,
+                "rolled_back_at": v.rolled_back_at,
+                "rolled_back_reason": v.rolled_back_reason or None,
             }
             for v in experiment.variants.all()
         ],
@@ -56,7 +58,10 @@ def experiment_json(experiment: Experiment) -> dict:
             "correction": experiment.correction,
             "srm_threshold": experiment.srm_threshold,
             "schedule_minutes": experiment.schedule_minutes,
-            "auto_pause_on_guardrail": experiment.auto_pause_on_guardrail,
+            "auto_rollback": experiment.auto_rollback,
+            # v1's name (CONTRACT §3), kept as an alias: §8.3 replaced it with auto_rollback.
+            "auto_pause_on_guardrail": experiment.auto_rollback,
+            "guardrail_check_minutes": experiment.guardrail_check_minutes,
             "min_units_per_variant": experiment.min_units_per_variant,
             "guardrail_alpha": experiment.guardrail_alpha,
         },
@@ -65,6 +70,34 @@ def experiment_json(experiment: Experiment) -> dict:
         "started_at": experiment.started_at,
         "stopped_at": experiment.stopped_at,
     }
+
+
+def rollbacks_list(experiment: Experiment) -> list[dict]:
+    """Rolled-back variants: when, why, and who or what did it (from the audit log)."""
+    from audit.models import AuditEntry
+
+    rolled = [v for v in experiment.variants.all() if v.rolled_back_at is not None]
+    entries = {
+        e.object_key: e
+        for e in AuditEntry.objects.filter(
+            experiment_key=experiment.key, action="rollback", object_type="variant"
+        ).order_by("id")
+    }
+    result = []
+    for variant in rolled:
+        entry = entries.get(f"{experiment.key}:{variant.key}")
+        actor = "unknown" if entry is None else entry.actor_name
+        kind = "" if entry is None else entry.actor_type
+        result.append(
+            {
+                "variant": variant.key,
+                "at": variant.rolled_back_at,
+                "reason": variant.rolled_back_reason,
+                "by": "automatic rollback" if kind == "system" else actor,
+                "by_type": kind,
+            }
+        )
+    return result
 
 
 def _metric_link(link: ExperimentMetric) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -9,8 +10,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from audit.context import Actor, current_actor
 from audit.services import audit_changes, audit_record
-from experiments.errors import ConflictError, ServiceError
+from experiments.errors import ConflictError, NotFoundError, ServiceError
 from experiments.models import (
     ApiKey,
     Experiment,
@@ -22,6 +24,8 @@ from experiments.models import (
     Variant,
 )
 from experiments.validation import VariantSpec, frozen_variant_errors, variant_set_errors
+
+logger = logging.getLogger(__name__)
 
 ALLOWED_MOVES: dict[str, set[str]] = {
     Status.DRAFT: {Status.RUNNING},
@@ -39,7 +43,8 @@ ANALYSIS_FIELDS = (
     "correction",
     "srm_threshold",
     "schedule_minutes",
-    "auto_pause_on_guardrail",
+    "auto_rollback",
+    "guardrail_check_minutes",
     "min_units_per_variant",
     "guardrail_alpha",
 )
@@ -164,6 +169,109 @@ def experiment_stop(*, experiment: Experiment, shipped_variant: str = "") -> Exp
     experiment.save(update_fields=["status", "shipped_variant", "stopped_at", "updated_at"])
     _audit_move(experiment, "stop", before)
     return experiment
+
+
+ROLLBACK_STATUSES = (Status.RUNNING, Status.PAUSED)
+
+
+@transaction.atomic
+def variant_rollback(
+    *, experiment: Experiment, variant_key: str, reason: str, actor: Actor | None = None
+) -> Variant:
+    """Roll a treatment back (CONTRACT §8.3): from now on its units are served control with
+    reason `rolled_back`. Final: there is no restore.
+
+    Saving the variant bumps the config version (experiments/signals.py), so `/assign`,
+    `/config` and `/features` caches reload within VARIANTLAB_CONFIG_POLL_SECONDS. The
+    experiment row is locked first, so two rollbacks of one arm (the monitor and a snapshot,
+    or two admins) serialise and the second finds it done (409).
+    """
+    experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    variant = experiment.variants.filter(key=variant_key).first()
+    if variant is None:
+        raise NotFoundError(
+            f"Experiment '{experiment.key}' has no variant '{variant_key}'.",
+            fields={"variant": "unknown variant"},
+        )
+    if variant.is_control:
+        raise ServiceError(
+            "The control cannot be rolled back: it is what a rolled-back arm is served as.",
+            fields={"variant": "the control cannot be rolled back"},
+        )
+    if variant.rolled_back_at is not None:
+        raise ConflictError(
+            f"Variant '{variant_key}' was already rolled back at "
+            f"{variant.rolled_back_at.isoformat()}.",
+            fields={"variant": "already rolled back"},
+            code="already_rolled_back",
+        )
+    if experiment.status not in ROLLBACK_STATUSES:
+        raise ConflictError(
+            f"Only a running or paused experiment's variants can be rolled back; "
+            f"'{experiment.key}' is {experiment.status}.",
+            fields={"status": f"must be running or paused, is {experiment.status}"},
+            code="invalid_status",
+        )
+    reason = (reason or "").strip()
+    if not reason:
+        raise ServiceError("Say why the variant is rolled back.", fields={"reason": "required"})
+    variant.rolled_back_at = timezone.now()
+    variant.rolled_back_reason = reason
+    variant.save(update_fields=["rolled_back_at", "rolled_back_reason"])
+    audit_record(
+        action="rollback",
+        object_type="variant",
+        object_key=f"{experiment.key}:{variant.key}",
+        experiment_key=experiment.key,
+        changes={
+            f"variants.{variant.key}.rolled_back_at": [None, variant.rolled_back_at.isoformat()],
+            f"variants.{variant.key}.rolled_back_reason": [None, reason],
+        },
+        reason=reason,
+        actor=actor,
+    )
+    from analysis.alerts import alert_send
+
+    who = (actor or current_actor()).name
+    alert_send(
+        kind="rollback",
+        experiment=experiment,
+        variant=variant.key,
+        metric=_guardrail_of(reason),
+        message=f"{variant.key} was rolled back by {who}: {reason}. Its units now get the "
+        "control; nobody else moves.",
+    )
+    return variant
+
+
+def _guardrail_of(reason: str) -> str | None:
+    """The metric named by an automatic rollback's reason ("guardrail <metric>: …")."""
+    if reason.startswith("guardrail ") and ":" in reason:
+        return reason[len("guardrail ") : reason.index(":")]
+    return None
+
+
+def guardrail_rollback(
+    *, experiment: Experiment, metric: str, variant_key: str, detail: str = ""
+) -> Variant | None:
+    """The automatic rollback on harm (CONTRACT §8.3), by the system, once: an arm already
+    rolled back, a control, or an experiment no longer running or paused is left alone."""
+    from audit.context import SYSTEM
+
+    reason = f"guardrail {metric}: harm detected" + (f" ({detail})" if detail else "")
+    try:
+        variant = variant_rollback(
+            experiment=experiment, variant_key=variant_key, reason=reason, actor=SYSTEM
+        )
+    except ServiceError:
+        return None  # done before (a replay, a concurrent check) or nothing left to act on
+    logger.warning(
+        "variant.auto_rolled_back experiment=%s variant=%s metric=%s",
+        experiment.key,
+        variant_key,
+        metric,
+    )
+    return variant
 
 
 def _as_validation_error(exc: ValidationError, prefix: str = "") -> ServiceError:

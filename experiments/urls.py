@@ -13,6 +13,11 @@ urlpatterns = [
         )
         for action in ("start", "pause", "stop")
     ],
+    path(
+        "experiments/<str:key>/variants/<str:variant>/rollback",
+        apis.VariantRollbackApi.as_view(),
+        name="variant-rollback",
+    ),
     path("metrics", apis.MetricListApi.as_view(), name="metric-list"),
     path("metrics/<str:key>", apis.MetricDetailApi.as_view(), name="metric-detail"),
     path("layers", apis.LayerListApi.as_view(), name="layer-list"),

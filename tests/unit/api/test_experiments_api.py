@@ -37,6 +37,10 @@ ANALYSIS_FIELDS = {
     "srm_threshold",
     "schedule_minutes",
     "auto_pause_on_guardrail",
+    "auto_rollback",
+    "guardrail_check_minutes",
+    "min_units_per_variant",
+    "guardrail_alpha",
 }
 
 

@@ -38,6 +38,7 @@ def add_form(key: str, variants: list[tuple[str, float, bool]]) -> dict[str, str
         "schedule_minutes": "60",
         "min_units_per_variant": "100",
         "guardrail_alpha": "0.05",
+        "guardrail_check_minutes": "5",
         **inline_management("variants", len(variants)),
         **inline_management("metrics", 0),
         **inline_management("forced_assignments", 0),

@@ -11,7 +11,8 @@ from scipy import stats as scipy_stats
 
 from analysis.models import Snapshot, SnapshotComparison
 from analysis.stats.sequential import msprt_p_value
-from experiments.models import Experiment
+from audit.models import AuditEntry
+from experiments.models import Experiment, Variant
 from tests.factories import MetricFactory, make_experiment
 
 pytestmark = pytest.mark.django_db
@@ -201,12 +202,31 @@ def test_snapshot__fixed_method__matches_scipy_on_raw_data(
     assert results["srm"]["flagged"] is False
 
 
-def test_snapshot__guardrail_harm_with_auto_pause__pauses_experiment(
+def test_snapshot__guardrail_harm_with_auto_rollback__rolls_the_arm_back_once(
     api, shop, django_capture_on_commit_callbacks
 ) -> None:
-    Experiment.objects.filter(key="shop").update(auto_pause_on_guardrail=True)
+    # Given auto_rollback on, and a treatment that harms the latency guardrail
+    Experiment.objects.filter(key="shop").update(auto_rollback=True)
+    # When two snapshots are taken
     analyze_now(api, django_capture_on_commit_callbacks)
-    assert Experiment.objects.get(key="shop").status == "paused"
+    analyze_now(api, django_capture_on_commit_callbacks)
+    # Then the treatment is rolled back by the system, once, saying which guardrail
+    treatment = Variant.objects.get(experiment__key="shop", key="treatment")
+    assert treatment.rolled_back_at is not None
+    assert treatment.rolled_back_reason.startswith("guardrail latency: harm detected")
+    entries = AuditEntry.objects.filter(action="rollback")
+    assert [(e.actor_type, e.object_key) for e in entries] == [("system", "shop:treatment")]
+    # And the experiment keeps running (a rollback is not a pause), control untouched
+    assert Experiment.objects.get(key="shop").status == "running"
+    assert Variant.objects.get(experiment__key="shop", key="control").rolled_back_at is None
+
+
+def test_snapshot__guardrail_harm_without_auto_rollback__nothing_rolled_back(
+    api, shop, django_capture_on_commit_callbacks
+) -> None:
+    analyze_now(api, django_capture_on_commit_callbacks)
+    assert not Variant.objects.filter(rolled_back_at__isnull=False).exists()
+    assert Experiment.objects.get(key="shop").status == "running"
 
 
 def test_snapshot__sequential__running_min_p_and_intersected_intervals(
