@@ -58,6 +58,8 @@ DEFAULT_GUARDRAIL_ALPHA = 0.05
 # Kohavi, Tang & Xu (2020), ch. 17: the normal approximation of a mean needs n > 355·g²,
 # g the skewness of the per-unit values.
 HEAVY_TAIL_FACTOR = 355.0
+# The always-valid gate asks |skewness of Δ| ≤ this; 1/√355 is the rule above applied to Δ.
+HEAVY_TAIL_MAX_DIFFERENCE_SKEWNESS = 1.0 / math.sqrt(HEAVY_TAIL_FACTOR)
 GUARDRAIL = "guardrail"
 
 
@@ -524,7 +526,7 @@ def _not_ready(
     always_valid = metric.role == GUARDRAIL or settings.method == "sequential"
     if metric.gate_heavy_tail and always_valid:
         gamma = difference_skewness(control, treatment)
-        if gamma is not None and abs(gamma) > 1.0 / math.sqrt(HEAVY_TAIL_FACTOR):
+        if gamma is not None and abs(gamma) > HEAVY_TAIL_MAX_DIFFERENCE_SKEWNESS:
             return "heavy_tail"
     return None
 
