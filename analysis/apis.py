@@ -26,7 +26,7 @@ from analysis.stats import (
 )
 from analysis.stats.decisions import DecisionSettings, MetricInput, check_settings, decide_look
 from experiments.errors import NotFoundError, ServiceError
-from experiments.models import Experiment
+from experiments.models import Correction, Direction, Experiment
 
 MAX_LOOKS = 100
 MAX_HISTORY = 2000
@@ -106,8 +106,8 @@ class StatsApi(APIView):
                 "planned_sample_size": serializers.IntegerField(required=False),
                 "planned_looks": serializers.IntegerField(required=False),
                 "min_units_per_variant": serializers.IntegerField(required=False),
-                "correction": serializers.ChoiceField(["holm", "bh", "none"], required=False),
-                "direction": serializers.ChoiceField(["increase", "decrease"], required=False),
+                "correction": serializers.ChoiceField(Correction.choices, required=False),
+                "direction": serializers.ChoiceField(Direction.choices, required=False),
                 "cuped": serializers.BooleanField(required=False),
                 "expected_weights": serializers.ListField(
                     child=serializers.FloatField(), required=False
