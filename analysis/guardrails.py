@@ -15,9 +15,10 @@ state. Every look, whether by the monitor or by a snapshot:
    comparisons of its starting state with the head's, runs `decide_look`, and appends a new
    check, in one transaction. Looks are serialised per experiment, so each one starts from
    the previous one's result;
-3. after the commit, acts: an alert for each (metric, variant) whose harm is new at this check
-   (once: harm is sticky and the previous head already had it otherwise), and with
-   `auto_rollback` a rollback of every harmed arm not yet rolled back.
+3. once that transaction commits, acts (`guardrail_act`): an alert for each (metric,
+   variant) whose harm is new at this check (once: harm is sticky and the previous head
+   already had it otherwise), and with `auto_rollback` a rollback of every harmed arm not
+   yet rolled back.
 
 Snapshots keep their own chain (`Snapshot.decision_state`) for the primary and secondary
 comparisons; only the guardrail comparisons come from, and go to, the check chain. Before the
@@ -101,6 +102,10 @@ def decide_with_guardrail_chain(
     None as its check. The default (False) always decides (snapshots).
     """
     keys = guardrail_keys(inputs)
+    if not keys:
+        # No guardrails: nothing to carry, lock or act on.
+        result, new_state = decide_look(experiment_settings(experiment), inputs, previous, **look)
+        return result, new_state, None
     with transaction.atomic():
         # The row lock serialises every guardrail look of this experiment (and its rollbacks).
         Experiment.objects.select_for_update().filter(pk=experiment.pk).first()
@@ -145,6 +150,10 @@ def decide_with_guardrail_chain(
             harms=harms,
             new_harms=[h for h in harms if (h["metric"], h["variant"]) not in known],
         )
+        # Act once the look is committed, whatever happens to the snapshot that took it
+        # (a snapshot recovered as stuck drops its results, not its guardrail look).
+        if harms:
+            transaction.on_commit(lambda: guardrail_act(check=check))
     return result, new_state, check
 
 
@@ -177,8 +186,6 @@ def guardrail_check(
         expected_head=expected_head,
         at=timezone.now().isoformat(),
     )
-    if check is not None:
-        transaction.on_commit(lambda: guardrail_act(check=check))
     return check
 
 

@@ -158,6 +158,20 @@ def exposure_diagnostics(*, experiment: Experiment) -> ExposureDiagnostics:
     )
 
 
+def units_first_exposed_since(*, experiment: Experiment, since: dt.datetime) -> dict[str, int]:
+    """Analysed units per variant whose first exposure is at or after `since` (SRM after a
+    rollback, CONTRACT §8.1)."""
+    rows = (
+        Exposure.objects.filter(
+            experiment=experiment, multiple_variants=False, first_exposed_at__gte=since
+        )
+        .values("variant")
+        .annotate(units=Count("id"))
+        .values_list("variant", "units")
+    )
+    return dict(rows)
+
+
 def _float(value: Any) -> float:
     return float(value) if value is not None else 0.0
 

@@ -24,7 +24,11 @@ from analysis.models import (
     SnapshotComparison,
     SnapshotState,
 )
-from analysis.selectors import exposure_diagnostics, metric_variant_stats
+from analysis.selectors import (
+    exposure_diagnostics,
+    metric_variant_stats,
+    units_first_exposed_since,
+)
 from analysis.stats.decisions import (
     DEFAULT_PLANNED_LOOKS,
     DecisionSettings,
@@ -103,7 +107,7 @@ def snapshot_compute(*, snapshot_id: int) -> Snapshot | None:
         return None  # another worker owns it, or it is finished: a replay changes nothing
     snapshot = Snapshot.objects.select_related("experiment").get(pk=snapshot_id)
     try:
-        results, rows, state, check = _analyse(snapshot)
+        results, rows, state, _check = _analyse(snapshot)
     except (OperationalError, InterfaceError):
         # The database blinked: put the snapshot back so the task's retry can claim it again.
         Snapshot.objects.filter(pk=snapshot_id).update(state=SnapshotState.QUEUED)
@@ -138,11 +142,9 @@ def snapshot_compute(*, snapshot_id: int) -> Snapshot | None:
         snapshot.save()
         if snapshot.srm_flagged and not was_flagged:
             _srm_flag_raised(snapshot)
-    # Only the always-valid harm test may act (CONTRACT §8.1), never a fixed p-value: the
-    # check chain says which harms are new (alerts) and which arms to roll back.
-    from analysis.guardrails import guardrail_act
-
-    guardrail_act(check=check)
+    # Only the always-valid harm test acts (CONTRACT §8.1), never a fixed p-value: the
+    # guardrail look `_analyse` appended to the check chain acts when it commits
+    # (analysis/guardrails.py), alerts for new harm and rollbacks with auto_rollback.
     return snapshot
 
 
@@ -230,29 +232,56 @@ def metric_inputs(experiment: Experiment, links: list[Any]) -> list[MetricInput]
     return inputs
 
 
+def _srm_basis(
+    experiment: Experiment,
+    variants: list[Any],
+    observed: dict[str, int],
+    previous: DecisionState | None,
+) -> tuple[dict[str, int], list[float], DecisionState | None]:
+    """What the SRM test counts (CONTRACT §8.1, "SRM after a rollback").
+
+    Without a rollback: every analysed unit against the configured weights. After one: the
+    arms still live, over units first exposed since the latest rollback, against their
+    weights renormalised; the sequential test restarts there (its running minimum p is reset,
+    an earlier flag stays), since a rolled-back arm stops receiving units by design.
+    """
+    rolled = [v.rolled_back_at for v in variants if v.rolled_back_at is not None]
+    if not rolled:
+        return observed, [v.weight for v in variants], previous
+    since = max(rolled)
+    live = [v for v in variants if v.rolled_back_at is None]
+    counts = units_first_exposed_since(experiment=experiment, since=since)
+    total = sum(v.weight for v in live) or 1.0
+    state = DecisionState.from_json(previous.to_json() if previous else None)
+    if state.srm_since != since.isoformat():
+        state.srm_since, state.srm_min_p = since.isoformat(), None
+    return {v.key: counts.get(v.key, 0) for v in live}, [v.weight / total for v in live], state
+
+
 def _analyse(
     snapshot: Snapshot,
-) -> tuple[dict[str, Any], list[SnapshotComparison], DecisionState, GuardrailCheck]:
+) -> tuple[dict[str, Any], list[SnapshotComparison], DecisionState, GuardrailCheck | None]:
     from analysis.guardrails import decide_with_guardrail_chain
 
     experiment = snapshot.experiment
     variants = variant_order(experiment)
     keys = [v.key for v in variants]
-    weights = [v.weight for v in variants]
     diagnostics = exposure_diagnostics(experiment=experiment)
     observed = {key: diagnostics.units_by_variant.get(key, 0) for key in keys}
 
     links = list(experiment.metrics.select_related("metric"))
     inputs = metric_inputs(experiment, links)
+    previous = _previous_state(experiment)
+    srm_observed, srm_weights, previous = _srm_basis(experiment, variants, observed, previous)
     result, state, check = decide_with_guardrail_chain(
         experiment=experiment,
         inputs=inputs,
-        previous=_previous_state(experiment),
+        previous=previous,
         source=GuardrailCheckSource.SNAPSHOT,
         snapshot=snapshot,
         analysed_units=sum(observed.values()),
-        observed_units=observed,
-        expected_weights=weights,
+        observed_units=srm_observed,
+        expected_weights=srm_weights,
         at=timezone.now().isoformat(),
     )
     names = {link.metric.key: link.metric.name or link.metric.key for link in links}

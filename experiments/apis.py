@@ -66,6 +66,12 @@ class MetricRoleInput(WholeItem):
         min_value=0.0, max_value=10.0, required=False, allow_null=True
     )
 
+    def validate(self, attrs: dict) -> dict:
+        # Partial validation (a PATCH) skips defaults: a link without "role" is primary, as
+        # on create (the frozen-settings check read attrs["role"] and failed with a 500).
+        attrs.setdefault("role", Role.PRIMARY)
+        return super().validate(attrs)
+
 
 class AnalysisInput(serializers.Serializer):
     alpha = serializers.FloatField(min_value=0.0001, max_value=0.5, required=False)
@@ -80,7 +86,7 @@ class AnalysisInput(serializers.Serializer):
     schedule_minutes = serializers.IntegerField(min_value=1, required=False)
     auto_rollback = serializers.BooleanField(required=False)
     # v1's name for auto_rollback (CONTRACT §8.3 replaced it); accepted as an alias.
-    auto_pause_on_guardrail = serializers.BooleanField(required=False, write_only=True)
+    auto_pause_on_guardrail = serializers.BooleanField(required=False)
     guardrail_check_minutes = serializers.IntegerField(min_value=1, max_value=1440, required=False)
     min_units_per_variant = serializers.IntegerField(min_value=0, required=False)
     guardrail_alpha = serializers.FloatField(min_value=0.0001, max_value=0.5, required=False)

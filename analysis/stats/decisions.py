@@ -170,6 +170,9 @@ class DecisionState:
     srm_min_p: float | None = None
     srm_flagged_at: str | None = None
     snapshots: int = 0
+    # After a rollback the SRM test restarts on the units first exposed since then (CONTRACT
+    # §8.1): the time it counts from, so a new rollback can restart it again.
+    srm_since: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -181,6 +184,7 @@ class DecisionState:
             "srm_min_p": self.srm_min_p,
             "srm_flagged_at": self.srm_flagged_at,
             "snapshots": self.snapshots,
+            "srm_since": self.srm_since,
         }
 
     @classmethod
@@ -199,6 +203,7 @@ class DecisionState:
             srm_min_p=data.get("srm_min_p"),
             srm_flagged_at=data.get("srm_flagged_at"),
             snapshots=int(data.get("snapshots", 0)),
+            srm_since=data.get("srm_since"),
         )
 
 

@@ -60,3 +60,20 @@ def test_rollout_settings__bad_value__400_naming_field(api, analysis, field) -> 
     assert field in response.json()["error"]["fields"]["analysis"]
     stored = Experiment.objects.get(key="exp")
     assert (stored.auto_rollback, stored.guardrail_check_minutes) == (False, 5)
+
+
+def test_patch_running__metric_link_without_role__treated_as_primary_not_500(api) -> None:
+    # A PATCH validates partially, which skipped nested defaults: a link without "role" was a
+    # KeyError (500) in the frozen-settings check. It is a primary link, as on create.
+    from tests.factories import MetricFactory
+
+    MetricFactory(key="m5")
+    make_experiment("exp", metrics=[{"metric": "m5", "role": "primary"}])
+    response = api.patch("/api/v1/experiments/exp", {"metrics": [{"metric": "m5"}]}, format="json")
+    assert response.status_code == 200, response.content
+    response = api.patch(
+        "/api/v1/experiments/exp",
+        {"metrics": [{"metric": "m5", "role": "guardrail"}]},
+        format="json",
+    )
+    assert response.status_code == 409 and "metrics" in response.json()["error"]["fields"]

@@ -215,3 +215,56 @@ def test_results_page__nothing_rolled_back__no_banner(admin_client) -> None:
     experiment = make_experiment("exp")
     page = admin_client.get(f"/admin/experiments/experiment/{experiment.pk}/results/")
     assert 'id="vl-rollbacks"' not in page.content.decode()
+
+
+def _exposures(prefix: str, variants: list[str], at) -> list[dict]:
+    return [
+        {
+            "type": "exposure",
+            "unit_id": f"{prefix}{i}",
+            "experiment": "three",
+            "variant": variant,
+            "timestamp": at.isoformat(),
+            "event_id": f"{prefix}{i}",
+        }
+        for i, variant in enumerate(variants)
+    ]
+
+
+@pytest.mark.parametrize(("live_split", "flagged"), [((340, 330), False), ((560, 140), True)])
+def test_srm_after_rollback__live_arms_since_rollback__renormalised(
+    api, settings, django_capture_on_commit_callbacks, live_split, flagged
+) -> None:
+    # Given a three-arm experiment with balanced exposures before a rollback of "big"
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from scipy import stats as scipy_stats
+
+    settings.VARIANTLAB_ALERT_WEBHOOKS = []
+    arms = [
+        {"key": "control", "weight": 0.34, "is_control": True},
+        {"key": "fast", "weight": 0.33},
+        {"key": "big", "weight": 0.33},
+    ]
+    make_experiment("three", variants=arms)
+    before = timezone.now() - timedelta(days=1)
+    post_all(api, _exposures("a", ["control"] * 340 + ["fast"] * 330 + ["big"] * 330, before))
+    with django_capture_on_commit_callbacks(execute=True):
+        api.post("/api/v1/experiments/three/variants/big/rollback", {"reason": "x"}, format="json")
+    # And afterwards new units reach only the live arms (as the engine serves them)
+    control, fast = live_split
+    after = timezone.now() + timedelta(seconds=30)
+    post_all(api, _exposures("b", ["control"] * control + ["fast"] * fast, after))
+    # When a snapshot is computed
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.post("/api/v1/experiments/three/analyze").status_code == 202
+    srm = api.get("/api/v1/experiments/three/results").json()["srm"]
+    # Then SRM counts only the live arms' units since the rollback, weights renormalised
+    assert srm["observed"] == {"control": control, "fast": fast}
+    assert srm["expected_weights"] == pytest.approx({"control": 0.34 / 0.67, "fast": 0.33 / 0.67})
+    assert srm["flagged"] is flagged
+    # (while a test over all units would flag the rollback itself)
+    totals = [340 + control, 330 + fast, 330]
+    expected = [w * sum(totals) for w in (0.34, 0.33, 0.33)]
+    assert scipy_stats.chisquare(totals, expected).pvalue < 0.001
