@@ -489,6 +489,9 @@ def plan_view(request: HttpRequest, model_admin: admin.ModelAdmin, object_id: in
     experiment = get_object_or_404(Experiment, pk=object_id)
     if not model_admin.has_view_permission(request, experiment):
         raise PermissionDenied
+    using = request.method == "POST" and "use" in request.POST
+    if using and not model_admin.has_change_permission(request, experiment):
+        raise PermissionDenied
     form = PlannerForm(request.POST or request.GET or None)
     plan, error = None, ""
     if form.is_bound and form.is_valid():
