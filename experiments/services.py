@@ -480,20 +480,25 @@ def metric_save(*, data: Mapping[str, Any], metric: Metric | None = None) -> Met
         metric.winsorize_percentile = DEFAULT_WINSORIZE_PERCENTILE
     for field, value in data.items():
         setattr(metric, field, value)
+    _save_audited(metric, "metric", before, metric_json)
+    return metric
+
+
+def _save_audited(obj: Any, object_type: str, before: dict[str, Any] | None, as_json: Any) -> None:
+    """Validate and save `obj`; one audit entry for a create, or an update that changed it."""
     try:
-        metric.full_clean()
+        obj.full_clean()
     except ValidationError as exc:
         raise _as_validation_error(exc) from exc
-    metric.save()
-    changes = audit_changes(before, metric_json(metric))
+    obj.save()
+    changes = audit_changes(before, as_json(obj))
     if before is None or changes:
         audit_record(
             action="create" if before is None else "update",
-            object_type="metric",
-            object_key=metric.key,
+            object_type=object_type,
+            object_key=obj.key,
             changes=changes,
         )
-    return metric
 
 
 def _refuse_frozen_metric_changes(metric: Metric, data: Mapping[str, Any]) -> None:
@@ -595,19 +600,7 @@ def layer_save(*, data: Mapping[str, Any], layer: Layer | None = None) -> Layer:
     for field in ("key", "name", "description"):
         if field in data:
             setattr(layer, field, data[field])
-    try:
-        layer.full_clean()
-    except ValidationError as exc:
-        raise _as_validation_error(exc) from exc
-    layer.save()
-    changes = audit_changes(before, layer_json(layer))
-    if before is None or changes:
-        audit_record(
-            action="create" if before is None else "update",
-            object_type="layer",
-            object_key=layer.key,
-            changes=changes,
-        )
+    _save_audited(layer, "layer", before, layer_json)
     return layer
 
 
