@@ -129,10 +129,19 @@ def fieller_relative_interval(
     # and then a − r·b could get a negative "variance". Clamp to the Cauchy–Schwarz range.
     limit = math.sqrt(v_a * v_b)
     cov = min(limit, max(-limit, cov))
+    # The set is unchanged when a and b are multiplied by s and the (co)variances by s².
+    # Measured in units of the denominator (s a power of 2, so exact), the squares below
+    # neither underflow to 0 nor overflow: a = 7e-240 over b = 5e-138 would otherwise
+    # collapse the interval onto 0.
+    a_s, v_a_s = a, v_a
+    size = max(abs(b), math.sqrt(v_b))
+    if size > 0.0:
+        s = math.ldexp(1.0, -math.frexp(size)[1])
+        a_s, b, v_a_s, v_b, cov = a * s, b * s, v_a * s * s, v_b * s * s, cov * s * s
     c2 = c * c
     quad = b * b - c2 * v_b
-    half_b = -(a * b - c2 * cov)
-    const = a * a - c2 * v_a
+    half_b = -(a_s * b - c2 * cov)
+    const = a_s * a_s - c2 * v_a_s
     discriminant = half_b * half_b - quad * const
     if not all(_finite(v) for v in (quad, const, discriminant)):
         # Only for magnitudes near 1e154, where squares overflow: no data set has those.

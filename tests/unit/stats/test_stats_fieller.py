@@ -77,9 +77,11 @@ def _ratio_inputs(draw):
         for _ in range(draw(st.integers(min_value=-3, max_value=3)) % 7):
             a = math.nextafter(a, math.inf if draw(st.booleans()) else -math.inf)
         a = a if draw(st.booleans()) else -a
-    # Subnormal estimates (below 1e-308) come from no data set and lose the ratio's precision.
+    # Subnormal estimates and variances (below 1e-308) come from no data set and lose the
+    # ratio's precision.
     assume(a == 0.0 or abs(a) >= 1e-300)
     assume(b == 0.0 or abs(b) >= 1e-150)
+    assume(all(v == 0.0 or v >= 1e-300 for v in (v_a, v_b)))
     return a, b, v_a, v_b, rho * math.sqrt(v_a * v_b), c
 
 
