@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # The server imports its assignment engine from the Python client (one implementation of
-# CONTRACT §2), so the client is installed first; pip cannot take a relative path in pyproject.
+# docs/api.md §2), so the client is installed first; pip cannot take a relative path in pyproject.
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e './clients/python[test]'
 	$(BIN)/pip install --quiet -e '.[test]'

@@ -86,7 +86,7 @@ class StatsApi(APIView):
     """POST /stats: compare variants (first = control) from n, sums and sums of squares.
 
     With ``looks`` (earlier cumulative looks, oldest first) the decision rule runs across all
-    of them exactly as it does across an experiment's snapshots (CONTRACT §8.5).
+    of them exactly as it does across an experiment's snapshots (docs/api.md §5).
     """
 
     required_scopes = "read"
@@ -246,7 +246,7 @@ class BoundariesApi(APIView):
 
 
 class ResultsApi(APIView):
-    """GET /experiments/{key}/results: the latest finished snapshot (CONTRACT §5)."""
+    """GET /experiments/{key}/results: the latest finished snapshot (docs/api.md §8)."""
 
     required_scopes = "read"
 

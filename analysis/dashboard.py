@@ -116,7 +116,7 @@ def running_text(experiment: Experiment, now: dt.datetime) -> str:
 
 
 def deciding_interval(comparison: dict[str, Any]) -> list[float] | None:
-    """The interval the verdict is read from (CONTRACT §8.1); older results have only one."""
+    """The interval the verdict is read from (docs/api.md §7); older results have only one."""
     return comparison.get("adjusted_ci") or comparison.get("absolute_ci")
 
 

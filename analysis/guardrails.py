@@ -1,4 +1,4 @@
-"""Guardrail checks between snapshots and at every snapshot (CONTRACT §8.1, §8.3).
+"""Guardrail checks between snapshots and at every snapshot (docs/api.md §7, §10).
 
 The harm test of a guardrail is an always-valid one-sided test (analysis.stats.decisions), so
 looking more often (every `guardrail_check_minutes` plus every snapshot) does not inflate its

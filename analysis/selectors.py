@@ -2,7 +2,7 @@
 
 `metric_variant_stats` reduces an experiment's exposures and outcomes to one `VariantStats` per
 variant with a single SQL query; no exposure or outcome row is ever loaded into Python, so memory
-stays flat however many units an experiment has. The query is four steps (CONTRACT §4):
+stays flat however many units an experiment has. The query is four steps (docs/api.md §6):
 
 1. ``units``: the experiment's exposures, minus units seen in more than one variant;
 2. per unit, from a join to its outcomes, (units without events add only to n, which comes
@@ -14,7 +14,7 @@ stays flat however many units an experiment has. The query is four steps (CONTRA
    column over all analysed units of the experiment (every variant pooled);
 4. per-variant totals n, Σy, Σy², Σx, Σx², Σxy (ratio: ΣD, ΣD², ΣM·D).
 
-Semantics decided here (CONTRACT leaves them open):
+Semantics decided here (docs/api.md leaves them open):
 
 - ``mean``: only units with at least one event after exposure count (n = those units); their
   covariate is the mean pre-period value, and 0 when the unit had no pre-period event.
@@ -67,7 +67,7 @@ class ExposureDay:
 
 @dataclass(frozen=True, slots=True)
 class ExposureDiagnostics:
-    """What the analysis excluded or should warn about (CONTRACT §5 ``diagnostics``)."""
+    """What the analysis excluded or should warn about (docs/api.md §8 ``diagnostics``)."""
 
     # Analysed units per variant (multiple-variant units excluded); every variant present.
     units_by_variant: dict[str, int]
@@ -160,7 +160,7 @@ def exposure_diagnostics(*, experiment: Experiment) -> ExposureDiagnostics:
 
 def units_first_exposed_since(*, experiment: Experiment, since: dt.datetime) -> dict[str, int]:
     """Analysed units per variant whose first exposure is at or after `since` (SRM after a
-    rollback, CONTRACT §8.1)."""
+    rollback, docs/api.md §7)."""
     rows = (
         Exposure.objects.filter(
             experiment=experiment, multiple_variants=False, first_exposed_at__gte=since

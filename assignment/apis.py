@@ -239,8 +239,8 @@ _MISSING = object()
 
 
 class ConfigApi(APIView):
-    """Every running, paused or shipped experiment with what local evaluation needs (CONTRACT
-    §3, §8.7); ETag / If-None-Match aware."""
+    """Every running, paused or shipped experiment with what local evaluation needs (docs/api.md
+    §5, §13); ETag / If-None-Match aware."""
 
     required_scopes = "assign"
 
@@ -271,7 +271,7 @@ def _features_response(request: HttpRequest, config: AssignmentConfig) -> HttpRe
 
 
 class FeaturesApi(APIView):
-    """The served experiments as GrowthBook's SDK payload (CONTRACT §8.7), for any GrowthBook
+    """The served experiments as GrowthBook's SDK payload (docs/api.md §13), for any GrowthBook
     SDK pointed at Variantlab; ETag / If-None-Match aware."""
 
     required_scopes = "assign"

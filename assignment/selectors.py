@@ -21,12 +21,12 @@ class AssignmentConfig:
 
     experiments: dict[str, ExperimentConfig]
     # What /assign evaluates when no experiments are named, and what /config lists: running,
-    # paused and shipped experiments (CONTRACT §8.7).
+    # paused and shipped experiments (docs/api.md §13).
     served_keys: tuple[str, ...]
     config_body: bytes
     etag: str
     served: ExperimentSet
-    # /features: the same experiments in GrowthBook's SDK payload format (CONTRACT §8.7).
+    # /features: the same experiments in GrowthBook's SDK payload format (docs/api.md §13).
     features_body: bytes = b""
     features_etag: str = ""
     # /assign's JSON for each (experiment, variant, reason) met so far: payloads are fixed within
@@ -83,7 +83,7 @@ def experiment_config_json(config: ExperimentConfig, rolled_back_at: dict[str, s
     """The /config shape of one experiment: what an SDK needs to evaluate it locally.
 
     `ranges` are GrowthBook's explicit bucket ranges: a rolled-back variant's is empty, so an
-    SDK that only reads ranges serves its units the default (control) as CONTRACT §8.3 wants.
+    SDK that only reads ranges serves its units the default (control) as docs/api.md §10 wants.
     """
     return {
         "key": config.key,
@@ -163,7 +163,7 @@ def served_ranges(config: ExperimentConfig) -> list[tuple[float, float]]:
 
 
 def experiment_served(config: ExperimentConfig) -> bool:
-    """Running, paused (control for all) or shipped: what apps must still evaluate (§8.7)."""
+    """Running, paused (control for all) or shipped: what apps must still evaluate (§13)."""
     return config.status in (Status.RUNNING, Status.PAUSED) or config.shipped is not None
 
 

@@ -1,4 +1,4 @@
-"""GET /api/v1/audit (CONTRACT §8.4): read-only; there is no endpoint that writes entries."""
+"""GET /api/v1/audit (docs/api.md §11): read-only; there is no endpoint that writes entries."""
 
 from __future__ import annotations
 

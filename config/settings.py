@@ -20,7 +20,7 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # The default key is only good for a laptop: anyone who knows it (it is in this file) can
 # forge sessions and password-reset links. Production mode (DEBUG off and a DATABASE_URL:
-# CONTRACT §8.4) refuses it, and the placeholder of the example env files; the embedded demo
+# docs/api.md §11) refuses it, and the placeholder of the example env files; the embedded demo
 # (no DATABASE_URL) keeps working without a key.
 DEVELOPMENT_SECRET_KEY = "variantlab-insecure-development-key-change-me"
 SECRET_KEY = env("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
@@ -161,13 +161,13 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A snapshot queued or running for longer than this is stuck (worker killed, task never
-# published): beat and the next POST .../analyze recover it (CONTRACT §8.4: within 10
+# published): beat and the next POST .../analyze recover it (docs/api.md §11: within 10
 # minutes). Keep it well above the longest snapshot compute (docs/benchmarks.md).
 VARIANTLAB_SNAPSHOT_RECOVERY_SECONDS = env.int("VARIANTLAB_SNAPSHOT_RECOVERY_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE = {
     # Each experiment has its own interval (analysis settings); this only checks who is due.
     "snapshots-due": {"task": "analysis.tasks.snapshots_due_task", "schedule": 60.0},
-    # Guardrail-only looks every analysis.guardrail_check_minutes (CONTRACT §8.3).
+    # Guardrail-only looks every analysis.guardrail_check_minutes (docs/api.md §10).
     "guardrail-checks-due": {
         "task": "analysis.tasks.guardrail_checks_due_task",
         "schedule": 60.0,
@@ -219,7 +219,7 @@ VARIANTLAB_CONFIG_POLL_SECONDS = env.float("VARIANTLAB_CONFIG_POLL_SECONDS", def
 # before answering. See assignment/exposure_buffer.py for what each mode can lose.
 VARIANTLAB_EXPOSURE_FLUSH_SECONDS = env.float("VARIANTLAB_EXPOSURE_FLUSH_SECONDS", default=0.2)
 
-# Alerts (CONTRACT §8.3): JSON POSTs to these URLs (comma-separated), e-mail to owners that
+# Alerts (docs/api.md §10): JSON POSTs to these URLs (comma-separated), e-mail to owners that
 # are addresses. VARIANTLAB_PUBLIC_URL is where alert links point (the admin's results page).
 VARIANTLAB_ALERT_WEBHOOKS = env.list("VARIANTLAB_ALERT_WEBHOOKS", default=[])
 VARIANTLAB_ALERT_TIMEOUT_SECONDS = env.float("VARIANTLAB_ALERT_TIMEOUT_SECONDS", default=5.0)

@@ -1,4 +1,4 @@
-"""Experiment and metric configuration over REST (CONTRACT §3)."""
+"""Experiment and metric configuration over REST (docs/api.md §5)."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ class AnalysisInput(serializers.Serializer):
     srm_threshold = serializers.FloatField(min_value=0.0, max_value=0.5, required=False)
     schedule_minutes = serializers.IntegerField(min_value=1, required=False)
     auto_rollback = serializers.BooleanField(required=False)
-    # v1's name for auto_rollback (CONTRACT §8.3 replaced it); accepted as an alias.
+    # v1's name for auto_rollback (docs/api.md §10 replaced it); accepted as an alias.
     auto_pause_on_guardrail = serializers.BooleanField(required=False)
     guardrail_check_minutes = serializers.IntegerField(min_value=1, max_value=1440, required=False)
     min_units_per_variant = serializers.IntegerField(min_value=0, required=False)
@@ -161,7 +161,7 @@ class AnalysisOutput(serializers.Serializer):
 
 
 class ExperimentOutput(serializers.Serializer):
-    """The experiment as the API returns it (CONTRACT §3); only for the schema: the views
+    """The experiment as the API returns it (docs/api.md §5); only for the schema: the views
     return `experiment_json`, which may carry more fields than listed here."""
 
     key = serializers.CharField()
@@ -258,7 +258,7 @@ class RollbackInput(serializers.Serializer):
 
 
 class VariantRollbackApi(APIView):
-    """POST /experiments/{key}/variants/{variant}/rollback (CONTRACT §8.3): final."""
+    """POST /experiments/{key}/variants/{variant}/rollback (docs/api.md §10): final."""
 
     required_scopes = "write"
 
@@ -350,7 +350,7 @@ class MetricDetailApi(APIView):
 
 
 class LayerSerializer(serializers.Serializer):
-    """A layer, in and out (CONTRACT §8.4): managed as code like experiments and metrics."""
+    """A layer, in and out (docs/api.md §11): managed as code like experiments and metrics."""
 
     key = serializers.CharField(**KEY_FIELD)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)

@@ -15,5 +15,5 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "An API key: `Authorization: Bearer <key>` (CONTRACT §3).",
+            "description": "An API key: `Authorization: Bearer <key>` (docs/api.md §5).",
         }

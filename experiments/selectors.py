@@ -59,7 +59,7 @@ def experiment_json(experiment: Experiment) -> dict:
             "srm_threshold": experiment.srm_threshold,
             "schedule_minutes": experiment.schedule_minutes,
             "auto_rollback": experiment.auto_rollback,
-            # v1's name (CONTRACT §3), kept as an alias: §8.3 replaced it with auto_rollback.
+            # v1's name (docs/api.md §5), kept as an alias: §10 replaced it with auto_rollback.
             "auto_pause_on_guardrail": experiment.auto_rollback,
             "guardrail_check_minutes": experiment.guardrail_check_minutes,
             "min_units_per_variant": experiment.min_units_per_variant,

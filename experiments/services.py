@@ -48,7 +48,7 @@ ANALYSIS_FIELDS = (
     "min_units_per_variant",
     "guardrail_alpha",
 )
-# Settings that shape the analysis: frozen once an experiment has started (CONTRACT §8.1),
+# Settings that shape the analysis: frozen once an experiment has started (docs/api.md §7),
 # so nobody can pick a method or a level after seeing the data.
 FROZEN_ANALYSIS_FIELDS = (
     "alpha",
@@ -178,7 +178,7 @@ ROLLBACK_STATUSES = (Status.RUNNING, Status.PAUSED)
 def variant_rollback(
     *, experiment: Experiment, variant_key: str, reason: str, actor: Actor | None = None
 ) -> Variant:
-    """Roll a treatment back (CONTRACT §8.3): from now on its units are served control with
+    """Roll a treatment back (docs/api.md §10): from now on its units are served control with
     reason `rolled_back`. Final: there is no restore.
 
     Saving the variant bumps the config version (experiments/signals.py), so `/assign`,
@@ -254,7 +254,7 @@ def _guardrail_of(reason: str) -> str | None:
 def guardrail_rollback(
     *, experiment: Experiment, metric: str, variant_key: str, detail: str = ""
 ) -> Variant | None:
-    """The automatic rollback on harm (CONTRACT §8.3), by the system, once: an arm already
+    """The automatic rollback on harm (docs/api.md §10), by the system, once: an arm already
     rolled back, a control, or an experiment no longer running or paused is left alone."""
     from audit.context import SYSTEM
 

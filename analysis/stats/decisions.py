@@ -170,8 +170,8 @@ class DecisionState:
     srm_min_p: float | None = None
     srm_flagged_at: str | None = None
     snapshots: int = 0
-    # After a rollback the SRM test restarts on the units first exposed since then (CONTRACT
-    # §8.1): the time it counts from, so a new rollback can restart it again.
+    # After a rollback the SRM test restarts on the units first exposed since then
+    # (docs/api.md §7): the time it counts from, so a new rollback can restart it again.
     srm_since: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -340,7 +340,7 @@ def group_sequential_boundary(fractions: Sequence[float], level: float) -> float
 def effective_levels(
     p_values: Sequence[float | None], correction: str, alpha: float
 ) -> list[tuple[float | None, float]]:
-    """(adjusted p, effective level α') per comparison, in input order (CONTRACT §8.1).
+    """(adjusted p, effective level α') per comparison, in input order (docs/api.md §7).
 
     Undefined p-values count in the family size m (as never rejected) and stay None.
     """

@@ -1,4 +1,4 @@
-"""GET /api/v1/features and GET /api/features/{key}: GrowthBook's SDK payload (CONTRACT §8.7)."""
+"""GET /api/v1/features and GET /api/features/{key}: GrowthBook's SDK payload (docs/api.md §13)."""
 
 from __future__ import annotations
 

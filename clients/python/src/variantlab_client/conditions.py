@@ -1,4 +1,4 @@
-"""GrowthBook's targeting-condition language, evaluated in pure Python (CONTRACT.md §2).
+"""GrowthBook's targeting-condition language, evaluated in pure Python (docs/api.md §2).
 
 A condition is a MongoDB-style JSON object over user attributes, for example
 ``{"country": {"$in": ["US", "CA"]}, "app.version": {"$vgte": "2.1.0"}}``. Results follow
