@@ -113,6 +113,7 @@ def decide_with_guardrail_chain(
         if expected_head is not False and (head.pk if head else None) != expected_head:
             return None, None, None  # type: ignore[return-value]
         state = DecisionState.from_json(previous.to_json() if previous else None)
+        known: set[tuple[str, ...]]
         if head is not None:
             for key in keys:
                 state.comparisons.pop(key, None)

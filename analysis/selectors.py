@@ -197,7 +197,8 @@ def _metric_sql(
     qn = connection.ops.quote_name
     exposure, outcome = Exposure._meta, Outcome._meta
     e_table, o_table = qn(exposure.db_table), qn(outcome.db_table)
-    col = {f.name: qn(f.column) for f in (*exposure.concrete_fields, *outcome.concrete_fields)}
+    fields = (*exposure.concrete_fields, *outcome.concrete_fields)
+    col = {f.name: qn(f.column or "") for f in fields}
 
     aggregation = metric.aggregation
     is_ratio = aggregation == Aggregation.RATIO
@@ -406,7 +407,8 @@ def unit_values_sql(
     vendor = vendor or connection.vendor
     qn = connection.ops.quote_name
     exposure, outcome = Exposure._meta, Outcome._meta
-    col = {f.name: qn(f.column) for f in (*exposure.concrete_fields, *outcome.concrete_fields)}
+    fields = (*exposure.concrete_fields, *outcome.concrete_fields)
+    col = {f.name: qn(f.column or "") for f in fields}
     variant_keys = list(experiment.variants.values_list("key", flat=True))
     params: dict[str, Any] = {"experiment_id": experiment.pk, "multiple": False}
     params.update({f"variant_{i}": key for i, key in enumerate(variant_keys)})

@@ -155,6 +155,7 @@ def _srm_flag_raised(snapshot: Snapshot) -> None:
     from audit.services import audit_record
 
     experiment = snapshot.experiment
+    assert snapshot.results is not None  # called once the snapshot's results are stored
     srm = snapshot.results["srm"]
     p = srm.get("sequential_p_value")
     message = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from variantlab_client.growthbook import features_payload
@@ -31,7 +32,9 @@ class AssignmentConfig:
     features_etag: str = ""
     # /assign's JSON for each (experiment, variant, reason) met so far: payloads are fixed within
     # one config version, so each is rendered once per version rather than on every request.
-    rendered_answers: dict[tuple, bytes] = field(default_factory=dict, compare=False)
+    rendered_answers: dict[tuple[str, str | None, str, bool], bytes] = field(
+        default_factory=dict, compare=False
+    )
     # The experiment sets of the key lists requests named, built once per config version.
     named_sets: dict[tuple[str, ...], ExperimentSet] = field(default_factory=dict, compare=False)
 
@@ -62,7 +65,7 @@ def experiment_config_build(experiment: Experiment) -> ExperimentConfig:
     forced = {f.unit_id: f.variant.key for f in experiment.forced_assignments.all()}
     layer = (
         (experiment.layer.key, experiment.layer_start, experiment.layer_end)
-        if experiment.layer_id
+        if experiment.layer is not None
         else None
     )
     return ExperimentConfig(
@@ -79,7 +82,9 @@ def experiment_config_build(experiment: Experiment) -> ExperimentConfig:
     )
 
 
-def experiment_config_json(config: ExperimentConfig, rolled_back_at: dict[str, str]) -> dict:
+def experiment_config_json(
+    config: ExperimentConfig, rolled_back_at: dict[str, str]
+) -> dict[str, Any]:
     """The /config shape of one experiment: what an SDK needs to evaluate it locally.
 
     `ranges` are GrowthBook's explicit bucket ranges: a rolled-back variant's is empty, so an

@@ -65,7 +65,7 @@ def unit_assign(
 
 
 def exposures_enqueue(
-    *, unit_id: str, attributes: Mapping[str, Any], assignments: Mapping[str, str]
+    *, unit_id: str, attributes: Mapping[str, Any], assignments: Mapping[str, str | None]
 ) -> bool:
     """Hand one request's exposures to the workers: now as one task, or batched when enabled.
 
@@ -89,7 +89,7 @@ def exposures_enqueue(
     return exposures_publish([record])
 
 
-def exposures_publish(records: list[dict]) -> bool:
+def exposures_publish(records: list[dict[str, Any]]) -> bool:
     """Publish /assign exposure records as one Celery task. False (and logged) if the broker
     refused."""
     from events.tasks import events_ingest_task

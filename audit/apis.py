@@ -40,6 +40,9 @@ class AuditQuery(serializers.Serializer):
 
 
 class AuditListApi(APIView):
+    """Who changed what, when and why (docs/api.md §11), newest first. Read-only: no
+    endpoint writes entries."""
+
     required_scopes = "read"
 
     @extend_schema(parameters=[AuditQuery], responses=AuditEntryOutput(many=True))

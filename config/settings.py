@@ -197,7 +197,13 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Variantlab API",
-    "DESCRIPTION": "Assignment, events, experiments and statistics for A/B tests of ML features.",
+    "DESCRIPTION": (
+        "Assignment, events, experiments and statistics for A/B tests of ML features.\n\n"
+        "The full reference, with examples, the evaluation algorithm, the error codes and the "
+        "statistics, is `docs/api.md` in the Variantlab repository (section numbers such as "
+        "§4 below refer to it). Every endpoint takes an API key as `Authorization: Bearer "
+        "<key>`: press *Authorize* and paste one to try requests here."
+    ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_AUTHENTICATION": [],
@@ -209,6 +215,11 @@ SPECTACULAR_SETTINGS = {
     # One name for the experiment's analysis method in inputs and outputs (else a hashed name
     # and a check --deploy warning).
     "ENUM_NAME_OVERRIDES": {"AnalysisMethodEnum": "experiments.models.Method"},
+    # Every operation documents the error shape (docs/api.md §4), so responses can be checked.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "experiments.schema.error_responses_hook",
+    ],
 }
 
 # How often a web process checks the config-version stamp (seconds).

@@ -29,7 +29,7 @@ def experiment_json(experiment: Experiment) -> dict:
                 "start": experiment.layer_start,
                 "end": experiment.layer_end,
             }
-            if experiment.layer_id
+            if experiment.layer is not None
             else None
         ),
         "condition": experiment.condition,

@@ -128,7 +128,7 @@ def experiment_start(*, experiment: Experiment) -> Experiment:
 
 
 def _audit_move(experiment: Experiment, action: str, before: str, reason: str = "") -> None:
-    changes = {"status": [before, experiment.status]}
+    changes: dict[str, list[str | None]] = {"status": [before, experiment.status]}
     if experiment.shipped_variant:
         changes["shipped_variant"] = [None, experiment.shipped_variant]
     audit_record(
@@ -275,11 +275,12 @@ def guardrail_rollback(
 
 
 def _as_validation_error(exc: ValidationError, prefix: str = "") -> ServiceError:
-    fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+    fields: dict[str, Any] = (
+        exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+    )
     if prefix:
         fields = {prefix: fields}
-    first = next(iter(fields.items()))
-    return ServiceError(f"{first[0]}: {first[1]}", fields=fields)
+    return ServiceError.from_fields(fields)
 
 
 @transaction.atomic
@@ -594,7 +595,7 @@ def layer_save(*, data: Mapping[str, Any], layer: Layer | None = None) -> Layer:
     """Create a layer, or update the fields present in `data`. A layer's key never changes:
     experiments and clients' cached configs name it."""
     before = layer_json(layer) if layer is not None and layer.pk else None
-    if before is not None and "key" in data and data["key"] != layer.key:
+    if layer is not None and before is not None and "key" in data and data["key"] != layer.key:
         raise ServiceError("A layer's key cannot change.", fields={"key": "immutable"})
     layer = layer or Layer()
     for field in ("key", "name", "description"):

@@ -43,7 +43,13 @@ from typing import Any
 
 from scipy import special
 
-from analysis.stats.analyze import Comparison, MetricEstimates, VariantSummary, metric_estimates
+from analysis.stats.analyze import (
+    Comparison,
+    Decision,
+    MetricEstimates,
+    VariantSummary,
+    metric_estimates,
+)
 from analysis.stats.fieller import fieller_relative_interval
 from analysis.stats.fixed import EffectEstimate
 from analysis.stats.group_sequential import _spending_boundaries, group_sequential_p_value
@@ -462,7 +468,7 @@ def _consistent_relative(
     return relative, None
 
 
-def _decision(deciding: tuple[float, float] | None, direction: str) -> str:
+def _decision(deciding: tuple[float, float] | None, direction: str) -> Decision:
     if not _excludes_zero(deciding):
         return "inconclusive"
     assert deciding is not None
@@ -516,7 +522,7 @@ def difference_skewness(control: VariantStats, treatment: VariantStats) -> float
     if c is None or t is None:
         return None
     variance = t[0] / treatment.n + c[0] / control.n
-    return (t[1] / treatment.n**2 - c[1] / control.n**2) / variance**1.5
+    return float((t[1] / treatment.n**2 - c[1] / control.n**2) / variance**1.5)
 
 
 def heavy_tail_units(variant: VariantStats) -> float | None:
