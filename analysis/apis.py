@@ -36,7 +36,7 @@ from analysis.stats import (
     variants_from_dicts,
 )
 from analysis.stats.decisions import DecisionSettings, MetricInput, check_settings, decide_look
-from experiments.errors import NotFoundError, ServiceError
+from core.errors import NotFoundError, ServiceError
 from experiments.models import Correction, Direction, Experiment
 
 MAX_LOOKS = 100

@@ -39,7 +39,7 @@ from analysis.exports import (
     export_stream,
     export_table,
 )
-from experiments.errors import NotFoundError, ServiceError
+from core.errors import NotFoundError, ServiceError
 from experiments.models import Experiment
 
 CHOICES = {"format": FORMATS, "level": LEVELS}

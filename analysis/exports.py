@@ -45,8 +45,8 @@ from django.db import connection
 from django.db.models import OuterRef
 
 from analysis.selectors import latest_snapshot, unit_values_sql
+from core.errors import NotFoundError
 from events.models import Exposure, ExposureEvent, Outcome
-from experiments.errors import NotFoundError
 from experiments.models import Aggregation, Experiment
 
 FORMATS = ("csv", "json", "parquet")

@@ -35,6 +35,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from analysis.alerts import alert_send
 from analysis.models import GuardrailCheck, GuardrailCheckSource, Snapshot
 from analysis.stats.decisions import (
     GUARDRAIL,
@@ -45,6 +46,7 @@ from analysis.stats.decisions import (
     decide_look,
 )
 from experiments.models import Experiment, Role, Status
+from experiments.services import guardrail_rollback
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +194,6 @@ def guardrail_check(
 
 def guardrail_act(*, check: GuardrailCheck) -> None:
     """After a check commits: alerts for new harm, and rollbacks when asked for."""
-    from experiments.services import guardrail_rollback
 
     experiment = Experiment.objects.get(pk=check.experiment_id)
     for harm in check.new_harms:
@@ -202,8 +203,6 @@ def guardrail_act(*, check: GuardrailCheck) -> None:
             harm["metric"],
             harm["variant"],
         )
-        from analysis.alerts import alert_send
-
         alert_send(
             kind="harm",
             experiment=experiment,

@@ -46,6 +46,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 
 from analysis.models import Snapshot, SnapshotState
+from core.sql import shifted
 from events.models import Exposure, Outcome
 from experiments.models import Aggregation, Experiment, Metric
 
@@ -179,18 +180,6 @@ def _float(value: Any) -> float:
 # --- SQL -------------------------------------------------------------------------------------
 
 
-def _shifted(column: str, hours_param: str, vendor: str) -> str:
-    """SQL for `column` moved by a number of hours given as the named parameter."""
-    if vendor == "postgresql":
-        return f"({column} + make_interval(hours => %({hours_param})s))"
-    # SQLite: shift the whole seconds, then put the original '.ffffff' (or '') back. Taking
-    # the fraction out first avoids SQLite rounding it to milliseconds (possibly up a second).
-    return (
-        f"(datetime(substr({column}, 1, 19), %({hours_param})s || ' hours')"
-        f" || substr({column}, 20))"
-    )
-
-
 def _metric_sql(
     *, experiment_id: int, metric: Metric, with_covariate: bool, vendor: str
 ) -> tuple[str, dict[str, Any]]:
@@ -215,10 +204,10 @@ def _metric_sql(
     # CUPED lookback; upper is the end of the conversion window, if any. Within that, an outcome
     # counts for y from the exposure on, and for x before it.
     post, pre = "o.ts >= u.t0", "o.ts < u.t0"
-    lower = _shifted("u.t0", "lookback_hours", vendor) if with_covariate else "u.t0"
+    lower = shifted("u.t0", "lookback_hours", vendor) if with_covariate else "u.t0"
     upper = ""
     if metric.conversion_window_hours is not None:
-        upper = f" AND o.ts < {_shifted('u.t0', 'window_hours', vendor)}"
+        upper = f" AND o.ts < {shifted('u.t0', 'window_hours', vendor)}"
     is_event = "o.name = %(event)s"
     join_names = "o.name IN (%(event)s, %(denominator_event)s)" if is_ratio else is_event
 
@@ -440,7 +429,7 @@ def unit_values_sql(
         # The join keeps only outcomes at or after the exposure; the window closes the range.
         window = ""
         if metric.conversion_window_hours is not None:
-            window = f" AND o.ts < {_shifted(t0, f'window_{i}', vendor)}"
+            window = f" AND o.ts < {shifted(t0, f'window_{i}', vendor)}"
         hit = f"o.name = %(event_{i})s{window}"
         aggregation = metric.aggregation
         if aggregation == Aggregation.CONVERSION:

@@ -16,6 +16,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.db.models import Q
 from django.utils import timezone
 
+from analysis.alerts import alert_send
 from analysis.models import (
     ACTIVE_STATES,
     GuardrailCheck,
@@ -36,6 +37,8 @@ from analysis.stats.decisions import (
     LookResult,
     MetricInput,
 )
+from audit.context import SYSTEM
+from audit.services import audit_record
 from experiments.models import Aggregation, Experiment, Status
 
 logger = logging.getLogger(__name__)
@@ -150,10 +153,6 @@ def snapshot_compute(*, snapshot_id: int) -> Snapshot | None:
 
 def _srm_flag_raised(snapshot: Snapshot) -> None:
     """A new SRM flag (it stays once set): an audit entry by the system and an alert."""
-    from analysis.alerts import alert_send
-    from audit.context import SYSTEM
-    from audit.services import audit_record
-
     experiment = snapshot.experiment
     assert snapshot.results is not None  # called once the snapshot's results are stored
     srm = snapshot.results["srm"]

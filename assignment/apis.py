@@ -22,9 +22,9 @@ from assignment.engine import Assignment
 from assignment.selectors import AssignmentConfig, assignment_config
 from assignment.serializers import ConfigOutput, FeaturesOutput
 from assignment.services import UnitAssignments, unit_assign
+from core.errors import error_body
+from core.parsers import NUL_ESCAPE
 from experiments.auth import bearer_key, key_identity, over_rate_limit
-from experiments.errors import error_body
-from experiments.parsers import NUL_ESCAPE
 
 
 class AssignmentOutput(serializers.Serializer[Any]):

@@ -10,9 +10,10 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from variantlab_client.growthbook import features_payload
 
-from assignment.engine import ExperimentConfig, ExperimentSet, VariantConfig
-from experiments.config_version import VersionedCache
+from assignment.engine import ExperimentConfig, ExperimentSet
+from core.config_version import VersionedCache
 from experiments.models import Experiment, Status
+from experiments.selectors import experiment_config_build
 from experiments.validation import VariantSpec, variant_set_errors
 
 
@@ -49,37 +50,6 @@ class AssignmentConfig:
 
 
 NAMED_SETS_MAX = 1024
-
-
-def experiment_config_build(experiment: Experiment) -> ExperimentConfig:
-    variants = tuple(
-        VariantConfig(
-            key=v.key,
-            weight=v.weight,
-            is_control=v.is_control,
-            payload=v.payload,
-            rolled_back=v.rolled_back_at is not None,
-        )
-        for v in experiment.variants.all()
-    )
-    forced = {f.unit_id: f.variant.key for f in experiment.forced_assignments.all()}
-    layer = (
-        (experiment.layer.key, experiment.layer_start, experiment.layer_end)
-        if experiment.layer is not None
-        else None
-    )
-    return ExperimentConfig(
-        key=experiment.key,
-        status=experiment.status,
-        seed=experiment.effective_seed,
-        hash_version=experiment.hash_version,
-        coverage=experiment.coverage,
-        variants=variants,
-        condition=experiment.condition or {},
-        layer=layer,
-        forced=forced,
-        shipped_variant=experiment.shipped_variant or None,
-    )
 
 
 def experiment_config_json(

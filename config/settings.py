@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "core",
     "experiments",
     "assignment",
     "events",
@@ -54,7 +55,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "experiments.parsers.NulInUrlMiddleware",
+    "core.parsers.NulInUrlMiddleware",
     # Serves the admin's, the dashboard's and Swagger UI's static files from the same process,
     # under gunicorn and under `runserver` with DEBUG off alike (no separate web server needed).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -189,9 +190,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["experiments.auth.HasScope"],
     "DEFAULT_THROTTLE_CLASSES": ["experiments.auth.ApiKeyRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["experiments.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "experiments.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -218,7 +219,7 @@ SPECTACULAR_SETTINGS = {
     # Every operation documents the error shape (docs/api.md §4), so responses can be checked.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "experiments.schema.error_responses_hook",
+        "core.schema.error_responses_hook",
     ],
 }
 

@@ -13,6 +13,8 @@ from rest_framework.views import APIView
 
 from assignment.engine import ExperimentConfig, assign
 from assignment.selectors import assignment_config
+from core.errors import ServiceError, TooLargeError
+from core.parsers import NUL_ESCAPE, NulTolerantJSONParser
 from events.serializers import (
     BATCH_LIMITS,
     EXAMPLES,
@@ -22,8 +24,6 @@ from events.serializers import (
 )
 from events.services import events_enqueue
 from events.validation import MAX_BODY_BYTES, MAX_EVENTS, KnownExperiment, validate_batch
-from experiments.errors import ServiceError, TooLargeError
-from experiments.parsers import NUL_ESCAPE, NulTolerantJSONParser
 
 # Reasons decided by the hash alone; others depend on attributes the client may not resend.
 HASH_DECIDED = frozenset({"assigned", "not_in_layer", "not_in_traffic", "forced"})

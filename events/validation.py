@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from experiments.errors import error_body, first_message
+from core.errors import error_body, first_message
+from core.parsers import NUL_MESSAGE, nul_path
 
 MAX_EVENTS = 1000
 MAX_BODY_BYTES = 1024 * 1024
@@ -160,8 +161,6 @@ def validate_batch(
     `check_nul`: some string of the body holds a NUL, which PostgreSQL cannot store; the
     events holding one are rejected (naming the field), the others are kept.
     """
-    from experiments.parsers import NUL_MESSAGE, nul_path
-
     exposures, outcomes, rejected = [], [], []
     for index, event in enumerate(events):
         try:

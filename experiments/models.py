@@ -295,20 +295,6 @@ class ForcedAssignment(models.Model):
             raise ValidationError({"variant": "The variant belongs to another experiment."})
 
 
-class ConfigVersion(models.Model):
-    """One row whose number changes on every configuration change.
-
-    Web processes compare it with the number their cache was built from. Redis holds the same
-    stamp when it is configured; this row is the fallback for the embedded mode.
-    """
-
-    version = models.BigIntegerField(default=0)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:
-        return f"config version {self.version}"
-
-
 class ApiKeyScope(models.TextChoices):
     ASSIGN = "assign"
     EVENTS = "events"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from variantlab_client.engine import ExperimentConfig, VariantConfig
 
+from audit.models import AuditEntry
 from experiments.models import Experiment, ExperimentMetric, Metric
 
 
@@ -74,8 +76,6 @@ def experiment_json(experiment: Experiment) -> dict:
 
 def rollbacks_list(experiment: Experiment) -> list[dict]:
     """Rolled-back variants: when, why, and who or what did it (from the audit log)."""
-    from audit.models import AuditEntry
-
     rolled = [v for v in experiment.variants.all() if v.rolled_back_at is not None]
     entries = {
         e.object_key: e
@@ -124,3 +124,35 @@ def metric_json(metric: Metric) -> dict:
     data = {field: getattr(metric, field) for field in METRIC_FIELDS}
     data["denominator_event"] = metric.denominator_event or None
     return data
+
+
+def experiment_config_build(experiment: Experiment) -> ExperimentConfig:
+    """An experiment as the assignment engine's input (its variants, forced units, layer)."""
+    variants = tuple(
+        VariantConfig(
+            key=v.key,
+            weight=v.weight,
+            is_control=v.is_control,
+            payload=v.payload,
+            rolled_back=v.rolled_back_at is not None,
+        )
+        for v in experiment.variants.all()
+    )
+    forced = {f.unit_id: f.variant.key for f in experiment.forced_assignments.all()}
+    layer = (
+        (experiment.layer.key, experiment.layer_start, experiment.layer_end)
+        if experiment.layer is not None
+        else None
+    )
+    return ExperimentConfig(
+        key=experiment.key,
+        status=experiment.status,
+        seed=experiment.effective_seed,
+        hash_version=experiment.hash_version,
+        coverage=experiment.coverage,
+        variants=variants,
+        condition=experiment.condition or {},
+        layer=layer,
+        forced=forced,
+        shipped_variant=experiment.shipped_variant or None,
+    )

@@ -10,9 +10,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from audit.context import Actor, current_actor
+from audit.context import SYSTEM, Actor, current_actor
 from audit.services import audit_changes, audit_record
-from experiments.errors import ConflictError, NotFoundError, ServiceError
+from core.errors import ConflictError, NotFoundError, ServiceError
 from experiments.models import (
     ApiKey,
     Experiment,
@@ -23,6 +23,8 @@ from experiments.models import (
     Status,
     Variant,
 )
+from experiments.selectors import experiment_json, experiment_list, metric_json
+from experiments.signals import variant_rolled_back
 from experiments.validation import VariantSpec, frozen_variant_errors, variant_set_errors
 
 logger = logging.getLogger(__name__)
@@ -230,11 +232,9 @@ def variant_rollback(
         reason=reason,
         actor=actor,
     )
-    from analysis.alerts import alert_send
-
     who = (actor or current_actor()).name
-    alert_send(
-        kind="rollback",
+    variant_rolled_back.send(
+        sender=Variant,
         experiment=experiment,
         variant=variant.key,
         metric=_guardrail_of(reason),
@@ -256,8 +256,6 @@ def guardrail_rollback(
 ) -> Variant | None:
     """The automatic rollback on harm (docs/api.md §10), by the system, once: an arm already
     rolled back, a control, or an experiment no longer running or paused is left alone."""
-    from audit.context import SYSTEM
-
     reason = f"guardrail {metric}: harm detected" + (f" ({detail})" if detail else "")
     try:
         variant = variant_rollback(
@@ -368,8 +366,6 @@ def _refuse_frozen_changes(experiment: Experiment, data: Mapping[str, Any]) -> N
 
 
 def experiment_state(pk: int) -> dict[str, Any]:
-    from experiments.selectors import experiment_json, experiment_list
-
     return experiment_json(experiment_list().get(pk=pk))
 
 
@@ -470,8 +466,6 @@ def _replace_forced(experiment: Experiment, forced: Mapping[str, str]) -> None:
 
 @transaction.atomic
 def metric_save(*, data: Mapping[str, Any], metric: Metric | None = None) -> Metric:
-    from experiments.selectors import metric_json
-
     creating = metric is None
     before = metric_json(metric) if metric is not None and metric.pk else None
     metric = metric or Metric()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.db.models import Q
+from variantlab_client.engine import validate_condition
 
 if TYPE_CHECKING:
     from experiments.models import Experiment
@@ -59,8 +60,6 @@ def frozen_variant_errors(
 
 
 def condition_errors(condition: object) -> list[str]:
-    from assignment.engine import validate_condition
-
     if not isinstance(condition, dict):
         return ["The condition must be a JSON object."]
     return validate_condition(condition)

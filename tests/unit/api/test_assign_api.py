@@ -11,9 +11,9 @@ from growthbook import GrowthBook
 
 from assignment.apis import AssignApi
 from assignment.engine import bucket_ranges, choose_variant, hash_unit, in_namespace
+from core.config_version import config_version_bump
 from events.models import Exposure
 from experiments import services
-from experiments.config_version import config_version_bump
 from experiments.models import Experiment
 from tests.factories import TWO_ARMS, LayerFactory, make_experiment
 

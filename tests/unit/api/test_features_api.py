@@ -6,8 +6,8 @@ import pytest
 from django.test import Client as DjangoClient
 from django.utils import timezone
 
+from core.config_version import config_version_bump
 from experiments import services
-from experiments.config_version import config_version_bump
 from experiments.services import api_key_create
 from tests.factories import TWO_ARMS, LayerFactory, make_experiment
 

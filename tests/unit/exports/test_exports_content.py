@@ -323,7 +323,7 @@ def test_summary_export__json__contract_comparisons_with_intervals(snapshot) -> 
 
 def test_summary_export__no_finished_snapshot__not_found(db) -> None:
     # Given an experiment never analysed
-    from experiments.errors import NotFoundError
+    from core.errors import NotFoundError
 
     experiment = make_experiment("fresh")
     # When / Then

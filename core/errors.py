@@ -65,7 +65,7 @@ class TooLargeError(ServiceError):
     code = "too_large"
 
 
-def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict:
+def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
@@ -97,7 +97,7 @@ def validation_response(fields: dict[str, Any], status_code: int = 400) -> Respo
     return Response(error_body("invalid", message, fields), status=status_code)
 
 
-def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ServiceError):
         return Response(exc.body(), status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
