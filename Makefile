@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # The server imports its assignment engine from the Python client (one implementation of
-# CONTRACT §2), so the client is installed first; pip cannot take a relative path in pyproject.
+# docs/api.md §2), so the client is installed first; pip cannot take a relative path in pyproject.
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e './clients/python[test]'
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -39,8 +39,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## The Python client is typed strictly (it ships py.typed to apps).
+## mypy: default everywhere, strict for core, assignment and analysis/stats (pyproject.toml);
+## the Python client strictly on its own (it ships py.typed to apps).
 typecheck: install
+	$(BIN)/mypy
 	cd clients/python && $(abspath $(BIN))/mypy --strict src
 
 format: install

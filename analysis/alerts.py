@@ -1,4 +1,4 @@
-"""Alerts (CONTRACT §8.3): detected guardrail harm, every rollback, a new SRM flag.
+"""Alerts (docs/api.md §10): detected guardrail harm, every rollback, a new SRM flag.
 
 Each alert is one JSON POST `{"type", "experiment", "variant", "metric", "message", "text",
 "url"}` (`text` is Slack-compatible, so a Slack incoming webhook URL works as is) to every URL

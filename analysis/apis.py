@@ -6,14 +6,25 @@ import math
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analysis.selectors import latest_snapshot
+from analysis.serializers import (
+    BoundariesOutput,
+    ResultsOutput,
+    SnapshotQueuedOutput,
+    SnapshotSummaryOutput,
+    StatsOutput,
+)
 from analysis.services import results_json, snapshot_request
 from analysis.stats import (
     CORRECTIONS,
@@ -25,7 +36,7 @@ from analysis.stats import (
     variants_from_dicts,
 )
 from analysis.stats.decisions import DecisionSettings, MetricInput, check_settings, decide_look
-from experiments.errors import NotFoundError, ServiceError
+from core.errors import NotFoundError, ServiceError
 from experiments.models import Correction, Direction, Experiment
 
 MAX_LOOKS = 100
@@ -37,8 +48,7 @@ RUNNING_INTERSECTION_NOTE = (
 
 
 def _invalid(fields: dict[str, str]) -> ServiceError:
-    first = next(iter(fields.items()))
-    return ServiceError(f"{first[0]}: {first[1]}", fields=fields)
+    return ServiceError.from_fields(fields)
 
 
 def _number(value: Any) -> bool:
@@ -82,11 +92,41 @@ def _settings(body: dict[str, Any], method: Any) -> DecisionSettings:
     return settings
 
 
-class StatsApi(APIView):
-    """POST /stats: compare variants (first = control) from n, sums and sums of squares.
+class StatsVariantInput(serializers.Serializer):
+    key = serializers.CharField(required=False)
+    n = serializers.IntegerField(min_value=0, help_text="Units in the arm.")
+    sum = serializers.FloatField(help_text="Σy over the arm's units.")
+    sum_squares = serializers.FloatField(required=False, help_text="Σy²; not for proportions.")
+    covariate_sum = serializers.FloatField(required=False, help_text="CUPED: Σx (pre-exposure).")
+    covariate_sum_squares = serializers.FloatField(required=False, help_text="CUPED: Σx².")
+    cross_sum = serializers.FloatField(
+        required=False, help_text="CUPED: Σy·x; ratio: Σ numerator·denominator."
+    )
+    denominator_sum = serializers.FloatField(required=False, help_text="Ratio: Σ denominator.")
+    denominator_sum_squares = serializers.FloatField(
+        required=False, help_text="Ratio: Σ denominator²."
+    )
 
-    With ``looks`` (earlier cumulative looks, oldest first) the decision rule runs across all
-    of them exactly as it does across an experiment's snapshots (CONTRACT §8.5).
+
+STATS_EXAMPLE = {
+    "metric_type": "mean",
+    "method": "sequential",
+    "alpha": 0.05,
+    "sequential_tuning": 5000,
+    "variants": [
+        {"key": "control", "n": 1000, "sum": 5230.0, "sum_squares": 40210.0},
+        {"key": "treatment", "n": 1010, "sum": 5480.0, "sum_squares": 43020.0},
+    ],
+    "expected_weights": [0.5, 0.5],
+}
+
+
+class StatsApi(APIView):
+    """Compare variants (the first is the control) from sufficient statistics you computed:
+    n, sums and sums of squares per arm, plus the CUPED or ratio sums when they apply.
+
+    With `looks` (earlier cumulative looks, oldest first) the decision rule runs across all of
+    them exactly as it does across an experiment's snapshots (docs/api.md §5, §7).
     """
 
     required_scopes = "read"
@@ -99,9 +139,11 @@ class StatsApi(APIView):
                 "method": serializers.ChoiceField(["fixed", "sequential", "group_sequential"]),
                 "alpha": serializers.FloatField(default=0.05),
                 "sequential_tuning": serializers.IntegerField(required=False),
-                "variants": serializers.ListField(child=serializers.DictField()),
+                "variants": StatsVariantInput(many=True),
                 "looks": serializers.ListField(
-                    child=serializers.ListField(child=serializers.DictField()), required=False
+                    child=StatsVariantInput(many=True),
+                    required=False,
+                    help_text="Earlier cumulative looks, oldest first, each shaped like variants.",
                 ),
                 "planned_sample_size": serializers.IntegerField(required=False),
                 "planned_looks": serializers.IntegerField(required=False),
@@ -114,7 +156,8 @@ class StatsApi(APIView):
                 ),
             },
         ),
-        responses=OpenApiTypes.OBJECT,
+        responses=StatsOutput,
+        examples=[OpenApiExample("Two arms", value=STATS_EXAMPLE, request_only=True)],
     )
     def post(self, request: Request) -> Response:
         body = request.data
@@ -201,7 +244,8 @@ class StatsApi(APIView):
 
 
 class BoundariesApi(APIView):
-    """GET /stats/boundaries?looks=K&alpha=0.05: Lan–DeMets O'Brien–Fleming z boundaries."""
+    """Group-sequential z boundaries (Lan–DeMets O'Brien–Fleming spending, per side at α/2)
+    for K looks, at equal or given information fractions."""
 
     required_scopes = "read"
 
@@ -213,7 +257,7 @@ class BoundariesApi(APIView):
                 "information_fractions", str, description="Comma-separated, increasing, last 1"
             ),
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses=BoundariesOutput,
     )
     def get(self, request: Request) -> Response:
         params = request.query_params
@@ -246,11 +290,12 @@ class BoundariesApi(APIView):
 
 
 class ResultsApi(APIView):
-    """GET /experiments/{key}/results: the latest finished snapshot (CONTRACT §5)."""
+    """The latest finished snapshot's results (docs/api.md §8); 404 `no_results` before the
+    first snapshot finishes."""
 
     required_scopes = "read"
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=ResultsOutput)
     def get(self, request: Request, key: str) -> Response:
         experiment = get_object_or_404(Experiment, key=key)
         snapshot = latest_snapshot(experiment=experiment)
@@ -263,11 +308,12 @@ class ResultsApi(APIView):
 
 
 class AnalyzeApi(APIView):
-    """POST /experiments/{key}/analyze: queue a snapshot on a worker (joins a running one)."""
+    """Compute a snapshot now: it is queued for a worker (a snapshot already queued or running
+    is joined instead); poll `.../snapshots` or `.../results`."""
 
     required_scopes = "write"
 
-    @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
+    @extend_schema(request=None, responses={202: SnapshotQueuedOutput})
     def post(self, request: Request, key: str) -> Response:
         experiment = get_object_or_404(Experiment, key=key)
         snapshot = snapshot_request(experiment=experiment)
@@ -275,25 +321,11 @@ class AnalyzeApi(APIView):
 
 
 class SnapshotListApi(APIView):
-    """GET /experiments/{key}/snapshots: the history, newest first."""
+    """The experiment's snapshots, newest first (at most 1000)."""
 
     required_scopes = "read"
 
-    @extend_schema(
-        responses=inline_serializer(
-            "SnapshotSummary",
-            {
-                "snapshot_id": serializers.IntegerField(),
-                "state": serializers.ChoiceField(["queued", "running", "done", "failed"]),
-                "requested_at": serializers.DateTimeField(),
-                "computed_at": serializers.DateTimeField(allow_null=True),
-                "srm_flagged": serializers.BooleanField(),
-                "guardrail_alert": serializers.BooleanField(),
-                "error": serializers.CharField(allow_null=True),
-            },
-            many=True,
-        )
-    )
+    @extend_schema(responses=SnapshotSummaryOutput(many=True))
     def get(self, request: Request, key: str) -> Response:
         experiment = get_object_or_404(Experiment, key=key)
         snapshots = experiment.snapshots.defer("results").order_by("-requested_at", "-id")

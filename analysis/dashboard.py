@@ -31,8 +31,10 @@ from analysis.models import SnapshotState
 from analysis.services import reason_text
 from analysis.stats import sample_size
 from analysis.stats.decisions import GUARDRAIL_STATUS_TEXT
+from core.errors import ServiceError
 from experiments.models import Aggregation, Experiment
 from experiments.selectors import rollbacks_list
+from experiments.services import experiment_save
 
 # Without a planned sample size the page estimates one for this relative change of the first
 # primary metric; the page says so, and setting `planned_sample_size` replaces it.
@@ -116,7 +118,7 @@ def running_text(experiment: Experiment, now: dt.datetime) -> str:
 
 
 def deciding_interval(comparison: dict[str, Any]) -> list[float] | None:
-    """The interval the verdict is read from (CONTRACT §8.1); older results have only one."""
+    """The interval the verdict is read from (docs/api.md §7); older results have only one."""
     return comparison.get("adjusted_ci") or comparison.get("absolute_ci")
 
 
@@ -517,9 +519,6 @@ def plan_view(request: HttpRequest, model_admin: admin.ModelAdmin, object_id: in
     if plan is not None and request.method == "POST" and "use" in request.POST:
         if not model_admin.has_change_permission(request, experiment):
             raise PermissionDenied
-        from experiments.errors import ServiceError
-        from experiments.services import experiment_save
-
         try:
             experiment_save(data={"planned_sample_size": plan.total_units}, experiment=experiment)
         except ServiceError as exc:

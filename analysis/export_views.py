@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect
 from django.template import RequestContext, Template
 from django.urls import path, reverse
@@ -38,7 +39,7 @@ from analysis.exports import (
     export_stream,
     export_table,
 )
-from experiments.errors import NotFoundError, ServiceError
+from core.errors import NotFoundError, ServiceError
 from experiments.models import Experiment
 
 CHOICES = {"format": FORMATS, "level": LEVELS}
@@ -68,7 +69,9 @@ def export_response(*, experiment: Experiment, fmt: str, level: str) -> Streamin
 
 
 class ExperimentExportApi(APIView):
-    """GET /experiments/{key}/export?format=csv|json|parquet&level=summary|units|events."""
+    """Download an experiment's data, streamed: `level=summary` (one row per metric ×
+    treatment comparison of the latest snapshot), `units` (one row per exposed unit with its
+    metric values) or `events` (the raw events), as CSV, JSON or Parquet (docs/api.md §5)."""
 
     required_scopes = "read"
 
@@ -97,8 +100,7 @@ class ExperimentExportApi(APIView):
     def get(self, request: Request, key: str) -> StreamingHttpResponse:
         errors = export_choice_errors(request.query_params)
         if errors:
-            first = next(iter(errors))
-            raise ServiceError(f"{first}: {errors[first]}", fields=errors)
+            raise ServiceError.from_fields(errors)
         experiment = get_object_or_404(Experiment, key=key)
         return export_response(
             experiment=experiment,
@@ -117,7 +119,7 @@ LINKS_PAGE = """{% extends "admin/base_site.html" %}
 
 
 @staff_member_required
-def experiment_export_admin(request: HttpRequest, pk: int) -> HttpResponse:
+def experiment_export_admin(request: HttpRequest, pk: int) -> HttpResponseBase:
     """Staff download of an experiment's export; without parameters, a page of links."""
     if not request.user.has_perm("experiments.view_experiment"):
         raise PermissionDenied
@@ -136,10 +138,8 @@ def experiment_export_admin(request: HttpRequest, pk: int) -> HttpResponse:
         return HttpResponse(Template(LINKS_PAGE).render(RequestContext(request, context)))
     errors = export_choice_errors(request.GET)
     if errors:
-        return HttpResponseBadRequest(
-            "\n".join(f"{field}: {message}" for field, message in errors.items()),
-            content_type="text/plain; charset=utf-8",
-        )
+        # The API's error shape, as everywhere else (docs/api.md §4).
+        return JsonResponse(ServiceError.from_fields(errors).body(), status=400)
     try:
         return export_response(
             experiment=experiment, fmt=request.GET["format"], level=request.GET["level"]

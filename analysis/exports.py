@@ -5,14 +5,14 @@ in chunks through a server-side cursor on PostgreSQL) turned into bytes by one o
 Nothing holds more than one chunk of rows, or one Parquet row group, so memory stays flat
 whatever the experiment's size; the API, the admin and ``export_experiment`` share this code.
 
-Columns (CONTRACT §3 "export columns"; extra columns are allowed there):
+Columns (docs/api.md §5 "export columns"; extra columns are allowed there):
 
-- ``summary``: one row per metric × treatment of the latest finished snapshot, from its §5
+- ``summary``: one row per metric × treatment of the latest finished snapshot, from its §8
   results: ``snapshot_id, metric, role, variant, baseline, units, baseline_units,
   absolute_effect, absolute_ci_low, absolute_ci_high, relative_effect, relative_ci_low,
   relative_ci_high, p_value, adjusted_p_value, significant, decision, reason,
-  adjusted_ci_low, adjusted_ci_high, effective_alpha, harm`` (the last four from CONTRACT
-  §8.1: the deciding interval, its level, and a guardrail's harm verdict). JSON keeps the
+  adjusted_ci_low, adjusted_ci_high, effective_alpha, harm`` (the last four from docs/api.md
+  §7: the deciding interval, its level, and a guardrail's harm verdict). JSON keeps the
   contract's ``absolute_ci`` / ``relative_ci`` / ``adjusted_ci`` as ``[low, high]`` (or null)
   instead of the flattened pairs.
 - ``units``: ``unit_id, variant, first_exposed_at`` and one column per metric key of the
@@ -45,8 +45,8 @@ from django.db import connection
 from django.db.models import OuterRef
 
 from analysis.selectors import latest_snapshot, unit_values_sql
+from core.errors import NotFoundError
 from events.models import Exposure, ExposureEvent, Outcome
-from experiments.errors import NotFoundError
 from experiments.models import Aggregation, Experiment
 
 FORMATS = ("csv", "json", "parquet")
@@ -131,7 +131,7 @@ SUMMARY_COLUMNS = (
     Column("significant", "boolean"),
     Column("decision", "string"),
     Column("reason", "string"),
-    # CONTRACT §8.1: the interval the decision is read from, its level, and guardrails' harm.
+    # docs/api.md §7: the interval the decision is read from, its level, and guardrails' harm.
     Column("adjusted_ci_low", "float"),
     Column("adjusted_ci_high", "float"),
     Column("effective_alpha", "float"),
@@ -198,7 +198,7 @@ def _summary_table(experiment: Experiment) -> Table:
 
 
 def _summary_json(record: dict[str, Any]) -> dict[str, Any]:
-    """Back to the §5 shape: ``absolute_ci: [low, high]`` (null when undefined)."""
+    """Back to the §8 shape: ``absolute_ci: [low, high]`` (null when undefined)."""
     shaped: dict[str, Any] = {}
     for name, value in record.items():
         if name.endswith("_ci_low"):

@@ -1,4 +1,4 @@
-"""Guardrail checks between snapshots and at every snapshot (CONTRACT §8.1, §8.3).
+"""Guardrail checks between snapshots and at every snapshot (docs/api.md §7, §10).
 
 The harm test of a guardrail is an always-valid one-sided test (analysis.stats.decisions), so
 looking more often (every `guardrail_check_minutes` plus every snapshot) does not inflate its
@@ -35,6 +35,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from analysis.alerts import alert_send
 from analysis.models import GuardrailCheck, GuardrailCheckSource, Snapshot
 from analysis.stats.decisions import (
     GUARDRAIL,
@@ -45,6 +46,7 @@ from analysis.stats.decisions import (
     decide_look,
 )
 from experiments.models import Experiment, Role, Status
+from experiments.services import guardrail_rollback
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +115,7 @@ def decide_with_guardrail_chain(
         if expected_head is not False and (head.pk if head else None) != expected_head:
             return None, None, None  # type: ignore[return-value]
         state = DecisionState.from_json(previous.to_json() if previous else None)
+        known: set[tuple[str, ...]]
         if head is not None:
             for key in keys:
                 state.comparisons.pop(key, None)
@@ -191,7 +194,6 @@ def guardrail_check(
 
 def guardrail_act(*, check: GuardrailCheck) -> None:
     """After a check commits: alerts for new harm, and rollbacks when asked for."""
-    from experiments.services import guardrail_rollback
 
     experiment = Experiment.objects.get(pk=check.experiment_id)
     for harm in check.new_harms:
@@ -201,8 +203,6 @@ def guardrail_act(*, check: GuardrailCheck) -> None:
             harm["metric"],
             harm["variant"],
         )
-        from analysis.alerts import alert_send
-
         alert_send(
             kind="harm",
             experiment=experiment,

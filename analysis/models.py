@@ -80,7 +80,7 @@ class SnapshotComparison(models.Model):
     effective_alpha = models.FloatField(null=True)
     harm = models.BooleanField(null=True)
     reason = models.CharField(max_length=50, blank=True)
-    # This look's own estimate, so its intervals can be recomputed (CONTRACT §8.1).
+    # This look's own estimate, so its intervals can be recomputed (docs/api.md §7).
     look_effect = models.FloatField(null=True)
     look_variance = models.FloatField(null=True)
     look_total_units = models.PositiveIntegerField(null=True)
@@ -98,7 +98,7 @@ class GuardrailCheckSource(models.TextChoices):
 
 
 class GuardrailCheck(models.Model):
-    """One look of the guardrail harm tests (CONTRACT §8.3), by the monitor or a snapshot.
+    """One look of the guardrail harm tests (docs/api.md §10), by the monitor or a snapshot.
 
     The rows of an experiment form one chain: each check starts from the guardrail state of
     the newest row and appends its own, under the experiment's row lock (analysis/guardrails.py),

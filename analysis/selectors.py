@@ -2,7 +2,7 @@
 
 `metric_variant_stats` reduces an experiment's exposures and outcomes to one `VariantStats` per
 variant with a single SQL query; no exposure or outcome row is ever loaded into Python, so memory
-stays flat however many units an experiment has. The query is four steps (CONTRACT §4):
+stays flat however many units an experiment has. The query is four steps (docs/api.md §6):
 
 1. ``units``: the experiment's exposures, minus units seen in more than one variant;
 2. per unit, from a join to its outcomes, (units without events add only to n, which comes
@@ -14,7 +14,7 @@ stays flat however many units an experiment has. The query is four steps (CONTRA
    column over all analysed units of the experiment (every variant pooled);
 4. per-variant totals n, Σy, Σy², Σx, Σx², Σxy (ratio: ΣD, ΣD², ΣM·D).
 
-Semantics decided here (CONTRACT leaves them open):
+Semantics decided here (docs/api.md leaves them open):
 
 - ``mean``: only units with at least one event after exposure count (n = those units); their
   covariate is the mean pre-period value, and 0 when the unit had no pre-period event.
@@ -46,6 +46,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 
 from analysis.models import Snapshot, SnapshotState
+from core.sql import shifted
 from events.models import Exposure, Outcome
 from experiments.models import Aggregation, Experiment, Metric
 
@@ -67,7 +68,7 @@ class ExposureDay:
 
 @dataclass(frozen=True, slots=True)
 class ExposureDiagnostics:
-    """What the analysis excluded or should warn about (CONTRACT §5 ``diagnostics``)."""
+    """What the analysis excluded or should warn about (docs/api.md §8 ``diagnostics``)."""
 
     # Analysed units per variant (multiple-variant units excluded); every variant present.
     units_by_variant: dict[str, int]
@@ -160,7 +161,7 @@ def exposure_diagnostics(*, experiment: Experiment) -> ExposureDiagnostics:
 
 def units_first_exposed_since(*, experiment: Experiment, since: dt.datetime) -> dict[str, int]:
     """Analysed units per variant whose first exposure is at or after `since` (SRM after a
-    rollback, CONTRACT §8.1)."""
+    rollback, docs/api.md §7)."""
     rows = (
         Exposure.objects.filter(
             experiment=experiment, multiple_variants=False, first_exposed_at__gte=since
@@ -179,25 +180,14 @@ def _float(value: Any) -> float:
 # --- SQL -------------------------------------------------------------------------------------
 
 
-def _shifted(column: str, hours_param: str, vendor: str) -> str:
-    """SQL for `column` moved by a number of hours given as the named parameter."""
-    if vendor == "postgresql":
-        return f"({column} + make_interval(hours => %({hours_param})s))"
-    # SQLite: shift the whole seconds, then put the original '.ffffff' (or '') back. Taking
-    # the fraction out first avoids SQLite rounding it to milliseconds (possibly up a second).
-    return (
-        f"(datetime(substr({column}, 1, 19), %({hours_param})s || ' hours')"
-        f" || substr({column}, 20))"
-    )
-
-
 def _metric_sql(
     *, experiment_id: int, metric: Metric, with_covariate: bool, vendor: str
 ) -> tuple[str, dict[str, Any]]:
     qn = connection.ops.quote_name
     exposure, outcome = Exposure._meta, Outcome._meta
     e_table, o_table = qn(exposure.db_table), qn(outcome.db_table)
-    col = {f.name: qn(f.column) for f in (*exposure.concrete_fields, *outcome.concrete_fields)}
+    fields = (*exposure.concrete_fields, *outcome.concrete_fields)
+    col = {f.name: qn(f.column or "") for f in fields}
 
     aggregation = metric.aggregation
     is_ratio = aggregation == Aggregation.RATIO
@@ -214,10 +204,10 @@ def _metric_sql(
     # CUPED lookback; upper is the end of the conversion window, if any. Within that, an outcome
     # counts for y from the exposure on, and for x before it.
     post, pre = "o.ts >= u.t0", "o.ts < u.t0"
-    lower = _shifted("u.t0", "lookback_hours", vendor) if with_covariate else "u.t0"
+    lower = shifted("u.t0", "lookback_hours", vendor) if with_covariate else "u.t0"
     upper = ""
     if metric.conversion_window_hours is not None:
-        upper = f" AND o.ts < {_shifted('u.t0', 'window_hours', vendor)}"
+        upper = f" AND o.ts < {shifted('u.t0', 'window_hours', vendor)}"
     is_event = "o.name = %(event)s"
     join_names = "o.name IN (%(event)s, %(denominator_event)s)" if is_ratio else is_event
 
@@ -406,7 +396,8 @@ def unit_values_sql(
     vendor = vendor or connection.vendor
     qn = connection.ops.quote_name
     exposure, outcome = Exposure._meta, Outcome._meta
-    col = {f.name: qn(f.column) for f in (*exposure.concrete_fields, *outcome.concrete_fields)}
+    fields = (*exposure.concrete_fields, *outcome.concrete_fields)
+    col = {f.name: qn(f.column or "") for f in fields}
     variant_keys = list(experiment.variants.values_list("key", flat=True))
     params: dict[str, Any] = {"experiment_id": experiment.pk, "multiple": False}
     params.update({f"variant_{i}": key for i, key in enumerate(variant_keys)})
@@ -438,7 +429,7 @@ def unit_values_sql(
         # The join keeps only outcomes at or after the exposure; the window closes the range.
         window = ""
         if metric.conversion_window_hours is not None:
-            window = f" AND o.ts < {_shifted(t0, f'window_{i}', vendor)}"
+            window = f" AND o.ts < {shifted(t0, f'window_{i}', vendor)}"
         hit = f"o.name = %(event_{i})s{window}"
         aggregation = metric.aggregation
         if aggregation == Aggregation.CONVERSION:

@@ -1,4 +1,4 @@
-"""Snapshots: SQL sufficient statistics → statistics engine → stored results (CONTRACT §5).
+"""Snapshots: SQL sufficient statistics → statistics engine → stored results (docs/api.md §8).
 
 `snapshot_request` queues at most one snapshot per experiment; `snapshot_compute` claims it
 with a conditional update (a replayed task finds nothing to claim), computes every metric and
@@ -16,6 +16,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.db.models import Q
 from django.utils import timezone
 
+from analysis.alerts import alert_send
 from analysis.models import (
     ACTIVE_STATES,
     GuardrailCheck,
@@ -36,6 +37,8 @@ from analysis.stats.decisions import (
     LookResult,
     MetricInput,
 )
+from audit.context import SYSTEM
+from audit.services import audit_record
 from experiments.models import Aggregation, Experiment, Status
 
 logger = logging.getLogger(__name__)
@@ -142,7 +145,7 @@ def snapshot_compute(*, snapshot_id: int) -> Snapshot | None:
         snapshot.save()
         if snapshot.srm_flagged and not was_flagged:
             _srm_flag_raised(snapshot)
-    # Only the always-valid harm test acts (CONTRACT §8.1), never a fixed p-value: the
+    # Only the always-valid harm test acts (docs/api.md §7), never a fixed p-value: the
     # guardrail look `_analyse` appended to the check chain acts when it commits
     # (analysis/guardrails.py), alerts for new harm and rollbacks with auto_rollback.
     return snapshot
@@ -150,11 +153,8 @@ def snapshot_compute(*, snapshot_id: int) -> Snapshot | None:
 
 def _srm_flag_raised(snapshot: Snapshot) -> None:
     """A new SRM flag (it stays once set): an audit entry by the system and an alert."""
-    from analysis.alerts import alert_send
-    from audit.context import SYSTEM
-    from audit.services import audit_record
-
     experiment = snapshot.experiment
+    assert snapshot.results is not None  # called once the snapshot's results are stored
     srm = snapshot.results["srm"]
     p = srm.get("sequential_p_value")
     message = (
@@ -238,7 +238,7 @@ def _srm_basis(
     observed: dict[str, int],
     previous: DecisionState | None,
 ) -> tuple[dict[str, int], list[float], DecisionState | None]:
-    """What the SRM test counts (CONTRACT §8.1, "SRM after a rollback").
+    """What the SRM test counts (docs/api.md §7, "SRM after a rollback").
 
     Without a rollback: every analysed unit against the configured weights. After one: the
     arms still live, over units first exposed since the latest rollback, against their
@@ -321,7 +321,7 @@ def results_json(
     names: dict[str, str] | None = None,
     aggregations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The contract's results shape (§5 with §8.1's additions) from a decided look."""
+    """The contract's results shape (§8 with §7's additions) from a decided look."""
     names = names or {}
     aggregations = aggregations or {}
     return {
@@ -423,7 +423,7 @@ def reason_text(code: str | None) -> str:
 def results_summary(results: dict[str, Any]) -> str:
     """One plain-language paragraph a product manager can act on.
 
-    Every verdict is read off the deciding interval (CONTRACT §8.1), so the words can never
+    Every verdict is read off the deciding interval (docs/api.md §7), so the words can never
     contradict the numbers printed next to them.
     """
     parts: list[str] = []
@@ -491,7 +491,7 @@ def results_summary(results: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-# Recovery of stuck snapshots (CONTRACT §8.4: within 10 minutes by default, by beat and on
+# Recovery of stuck snapshots (docs/api.md §11: within 10 minutes by default, by beat and on
 # the next request). A snapshot is stuck when it is `running` but its worker died (killed,
 # out of memory: the redelivered task cannot claim it), or `queued` but its task was never
 # published (broker down at commit) or was lost. Neither can be told apart from a slow

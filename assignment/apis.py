@@ -4,7 +4,14 @@ import json
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from django.http.response import HttpResponseBase
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -13,12 +20,14 @@ from rest_framework.views import APIView
 
 from assignment.engine import Assignment
 from assignment.selectors import AssignmentConfig, assignment_config
+from assignment.serializers import ConfigOutput, FeaturesOutput
 from assignment.services import UnitAssignments, unit_assign
+from core.errors import error_body
+from core.parsers import NUL_ESCAPE
 from experiments.auth import bearer_key, key_identity, over_rate_limit
-from experiments.parsers import NUL_ESCAPE
 
 
-class AssignmentOutput(serializers.Serializer):
+class AssignmentOutput(serializers.Serializer[Any]):
     variant = serializers.CharField()
     payload = serializers.DictField()
     in_experiment = serializers.BooleanField()
@@ -37,18 +46,22 @@ class AssignmentOutput(serializers.Serializer):
 
 
 class AssignApi(APIView):
-    """Which variant of each experiment a unit gets. Deterministic; no per-unit storage.
+    """Which variant of each experiment a unit gets, with its payload and the reason
+    (docs/api.md §2). Deterministic: the same unit gets the same variant in every process,
+    without per-unit storage. Without `experiments`, every running, paused and shipped
+    experiment is evaluated. With `log_exposure` (the default) units in an experiment are
+    recorded as exposed."""
 
-    DRF describes this endpoint (OpenAPI, docs) and answers every unusual request: errors,
-    401/403, other content types or Accept headers. The usual request, a well-formed JSON body
-    from a known key with the `assign` scope, is answered by `_answer_usual` in plain Django,
-    because DRF's per-request machinery cost about as much CPU as assigning ten experiments.
-    Both give the same status, headers and body (tests/unit/api/test_assign_api.py).
-    """
+    # DRF describes this endpoint (OpenAPI, docs) and answers every unusual request: errors,
+    # 401/403, other content types or Accept headers. The usual request, a well-formed JSON body
+    # from a known key with the `assign` scope, is answered by `_answer_usual` in plain Django,
+    # because DRF's per-request machinery cost about as much CPU as assigning ten experiments.
+    # Both give the same status, headers and body (tests/unit/api/test_assign_api.py).
 
     required_scopes = "assign"
 
-    class InputSerializer(serializers.Serializer):
+    @extend_schema_serializer(component_name="AssignRequest")
+    class InputSerializer(serializers.Serializer[Any]):
         unit_id = serializers.CharField(max_length=256, trim_whitespace=False)
         attributes = serializers.DictField(required=False, default=dict)
         experiments = serializers.ListField(
@@ -56,14 +69,41 @@ class AssignApi(APIView):
         )
         log_exposure = serializers.BooleanField(required=False, default=True)
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        response = _answer_usual(request)
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        response: HttpResponseBase | None = _answer_usual(request)
         if response is None:
             response = super().dispatch(request, *args, **kwargs)
         return response
 
     @extend_schema(
         request=InputSerializer,
+        examples=[
+            OpenApiExample(
+                "One experiment",
+                request_only=True,
+                value={
+                    "unit_id": "user-42",
+                    "attributes": {"country": "US", "app_version": "5.3.1"},
+                    "experiments": ["search-ranker-v2"],
+                },
+            ),
+            OpenApiExample(
+                "Its answer",
+                response_only=True,
+                value={
+                    "unit_id": "user-42",
+                    "assignments": {
+                        "search-ranker-v2": {
+                            "variant": "treatment",
+                            "payload": {"model": "ranker", "version": "2.3.1"},
+                            "in_experiment": True,
+                            "reason": "assigned",
+                        }
+                    },
+                    "unknown": [],
+                },
+            ),
+        ],
         responses=inline_serializer(
             "AssignResponse",
             {
@@ -239,12 +279,19 @@ _MISSING = object()
 
 
 class ConfigApi(APIView):
-    """Every running, paused or shipped experiment with what local evaluation needs (CONTRACT
-    §3, §8.7); ETag / If-None-Match aware."""
+    """Every running, paused or shipped experiment with what local evaluation needs
+    (docs/api.md §2, §5): an SDK evaluating from it gets the same answers as `POST /assign`.
+    The answer carries an `ETag`; send it back in `If-None-Match` and an unchanged
+    configuration answers 304 without a body."""
 
     required_scopes = "assign"
 
-    @extend_schema(responses={200: OpenApiResponse(description="Running experiments"), 304: None})
+    @extend_schema(
+        responses={
+            200: ConfigOutput,
+            304: OpenApiResponse(description="Not modified since the ETag sent."),
+        }
+    )
     def get(self, request: Request) -> HttpResponse:
         config = assignment_config.get()
         if config.etag in _etags(request.headers.get("If-None-Match", "")):
@@ -271,12 +318,18 @@ def _features_response(request: HttpRequest, config: AssignmentConfig) -> HttpRe
 
 
 class FeaturesApi(APIView):
-    """The served experiments as GrowthBook's SDK payload (CONTRACT §8.7), for any GrowthBook
-    SDK pointed at Variantlab; ETag / If-None-Match aware."""
+    """The served experiments as GrowthBook's SDK payload (docs/api.md §13), for any
+    unmodified GrowthBook SDK (also at `/api/features/{key}`, the key in the path). ETags as
+    for `/config`."""
 
     required_scopes = "assign"
 
-    @extend_schema(responses={200: OpenApiResponse(description="GrowthBook features"), 304: None})
+    @extend_schema(
+        responses={
+            200: FeaturesOutput,
+            304: OpenApiResponse(description="Not modified since the ETag sent."),
+        }
+    )
     def get(self, request: Request) -> HttpResponse:
         return _features_response(request, assignment_config.get())
 
@@ -306,5 +359,4 @@ def features_by_client_key(request: HttpRequest, client_key: str) -> HttpRespons
 
 
 def _error(status: int, code: str, message: str) -> HttpResponse:
-    body = json.dumps({"error": {"code": code, "message": message, "fields": {}}})
-    return HttpResponse(body, status=status, content_type=JSON)
+    return HttpResponse(json.dumps(error_body(code, message)), status=status, content_type=JSON)

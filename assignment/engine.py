@@ -1,4 +1,4 @@
-"""The assignment engine (CONTRACT.md §2) lives in the Python client, `variantlab_client.engine`.
+"""The assignment engine (docs/api.md §2) lives in the Python client, `variantlab_client.engine`.
 
 One implementation serves both the server and apps evaluating locally, so the two cannot drift;
 this module keeps the contract's `from assignment.engine import ...` path working.

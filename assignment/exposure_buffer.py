@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +31,16 @@ MAX_PENDING = 50_000
 
 
 class ExposureBuffer:
-    def __init__(self, publish: Callable[[list[dict]], bool], flush_seconds: float) -> None:
+    def __init__(
+        self, publish: Callable[[list[dict[str, Any]]], bool], flush_seconds: float
+    ) -> None:
         self._publish = publish
         self._flush_seconds = flush_seconds
         self._lock = threading.Lock()
-        self._pending: list[dict] = []
+        self._pending: list[dict[str, Any]] = []
         self._owner_pid: int | None = None
 
-    def add(self, exposures: Sequence[dict]) -> None:
+    def add(self, exposures: Sequence[dict[str, Any]]) -> None:
         self._start_in_this_process()
         with self._lock:
             self._pending.extend(exposures)
@@ -54,7 +57,7 @@ class ExposureBuffer:
                 self._keep(pending[start:])
                 return
 
-    def _keep(self, unsent: list[dict]) -> None:
+    def _keep(self, unsent: list[dict[str, Any]]) -> None:
         with self._lock:
             self._pending = unsent + self._pending
             overflow = len(self._pending) - MAX_PENDING

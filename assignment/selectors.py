@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from variantlab_client.growthbook import features_payload
 
-from assignment.engine import ExperimentConfig, ExperimentSet, VariantConfig
-from experiments.config_version import VersionedCache
+from assignment.engine import ExperimentConfig, ExperimentSet
+from core.config_version import VersionedCache
 from experiments.models import Experiment, Status
+from experiments.selectors import experiment_config_build
 from experiments.validation import VariantSpec, variant_set_errors
 
 
@@ -21,17 +23,19 @@ class AssignmentConfig:
 
     experiments: dict[str, ExperimentConfig]
     # What /assign evaluates when no experiments are named, and what /config lists: running,
-    # paused and shipped experiments (CONTRACT §8.7).
+    # paused and shipped experiments (docs/api.md §13).
     served_keys: tuple[str, ...]
     config_body: bytes
     etag: str
     served: ExperimentSet
-    # /features: the same experiments in GrowthBook's SDK payload format (CONTRACT §8.7).
+    # /features: the same experiments in GrowthBook's SDK payload format (docs/api.md §13).
     features_body: bytes = b""
     features_etag: str = ""
     # /assign's JSON for each (experiment, variant, reason) met so far: payloads are fixed within
     # one config version, so each is rendered once per version rather than on every request.
-    rendered_answers: dict[tuple, bytes] = field(default_factory=dict, compare=False)
+    rendered_answers: dict[tuple[str, str | None, str, bool], bytes] = field(
+        default_factory=dict, compare=False
+    )
     # The experiment sets of the key lists requests named, built once per config version.
     named_sets: dict[tuple[str, ...], ExperimentSet] = field(default_factory=dict, compare=False)
 
@@ -48,42 +52,13 @@ class AssignmentConfig:
 NAMED_SETS_MAX = 1024
 
 
-def experiment_config_build(experiment: Experiment) -> ExperimentConfig:
-    variants = tuple(
-        VariantConfig(
-            key=v.key,
-            weight=v.weight,
-            is_control=v.is_control,
-            payload=v.payload,
-            rolled_back=v.rolled_back_at is not None,
-        )
-        for v in experiment.variants.all()
-    )
-    forced = {f.unit_id: f.variant.key for f in experiment.forced_assignments.all()}
-    layer = (
-        (experiment.layer.key, experiment.layer_start, experiment.layer_end)
-        if experiment.layer_id
-        else None
-    )
-    return ExperimentConfig(
-        key=experiment.key,
-        status=experiment.status,
-        seed=experiment.effective_seed,
-        hash_version=experiment.hash_version,
-        coverage=experiment.coverage,
-        variants=variants,
-        condition=experiment.condition or {},
-        layer=layer,
-        forced=forced,
-        shipped_variant=experiment.shipped_variant or None,
-    )
-
-
-def experiment_config_json(config: ExperimentConfig, rolled_back_at: dict[str, str]) -> dict:
+def experiment_config_json(
+    config: ExperimentConfig, rolled_back_at: dict[str, str]
+) -> dict[str, Any]:
     """The /config shape of one experiment: what an SDK needs to evaluate it locally.
 
     `ranges` are GrowthBook's explicit bucket ranges: a rolled-back variant's is empty, so an
-    SDK that only reads ranges serves its units the default (control) as CONTRACT §8.3 wants.
+    SDK that only reads ranges serves its units the default (control) as docs/api.md §10 wants.
     """
     return {
         "key": config.key,
@@ -163,7 +138,7 @@ def served_ranges(config: ExperimentConfig) -> list[tuple[float, float]]:
 
 
 def experiment_served(config: ExperimentConfig) -> bool:
-    """Running, paused (control for all) or shipped: what apps must still evaluate (§8.7)."""
+    """Running, paused (control for all) or shipped: what apps must still evaluate (§13)."""
     return config.status in (Status.RUNNING, Status.PAUSED) or config.shipped is not None
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
@@ -18,6 +19,9 @@ from kombu.exceptions import OperationalError as BrokerError
 from assignment.engine import Assignment
 from assignment.exposure_buffer import ExposureBuffer
 from assignment.selectors import AssignmentConfig, assignment_config
+
+# The events app's ingest task (events/tasks.py), which stores /assign's exposure records.
+EVENTS_INGEST_TASK = "events.tasks.events_ingest_task"
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +69,7 @@ def unit_assign(
 
 
 def exposures_enqueue(
-    *, unit_id: str, attributes: Mapping[str, Any], assignments: Mapping[str, str]
+    *, unit_id: str, attributes: Mapping[str, Any], assignments: Mapping[str, str | None]
 ) -> bool:
     """Hand one request's exposures to the workers: now as one task, or batched when enabled.
 
@@ -89,11 +93,11 @@ def exposures_enqueue(
     return exposures_publish([record])
 
 
-def exposures_publish(records: list[dict]) -> bool:
+def exposures_publish(records: list[dict[str, Any]]) -> bool:
     """Publish /assign exposure records as one Celery task. False (and logged) if the broker
     refused."""
-    from events.tasks import events_ingest_task
-
+    # By name: the events stage sits above assignment (EventsConfig.ready registers the task).
+    events_ingest_task = current_app.tasks[EVENTS_INGEST_TASK]
     try:
         # argsrepr/kwargsrepr: a short label instead of Celery's saferepr() of every record,
         # which cost more than the rest of the request's assignment work.

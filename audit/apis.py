@@ -1,4 +1,4 @@
-"""GET /api/v1/audit (CONTRACT §8.4): read-only; there is no endpoint that writes entries."""
+"""GET /api/v1/audit (docs/api.md §11): read-only; there is no endpoint that writes entries."""
 
 from __future__ import annotations
 
@@ -40,6 +40,9 @@ class AuditQuery(serializers.Serializer):
 
 
 class AuditListApi(APIView):
+    """Who changed what, when and why (docs/api.md §11), newest first. Read-only: no
+    endpoint writes entries."""
+
     required_scopes = "read"
 
     @extend_schema(parameters=[AuditQuery], responses=AuditEntryOutput(many=True))

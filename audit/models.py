@@ -1,4 +1,4 @@
-"""The audit log: who changed what, when, and why (CONTRACT §8.4). Append-only.
+"""The audit log: who changed what, when, and why (docs/api.md §11). Append-only.
 
 Entries are written by the services (audit/services.py), never edited or deleted: the model
 refuses `save()` of an existing row and `delete()`, its queryset refuses `update()` and

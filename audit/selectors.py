@@ -1,4 +1,4 @@
-"""Reading the audit log in the API's shape (CONTRACT §8.4)."""
+"""Reading the audit log in the API's shape (docs/api.md §11)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Creates its own PostgreSQL database (dropped first, dropped again at the end unless --keep),
 migrates it, seeds one running experiment with `--snapshots` finished snapshots of `--metrics`
-metrics each (Snapshot rows with full §5 results JSON plus their SnapshotComparison rows,
+metrics each (Snapshot rows with full §8 results JSON plus their SnapshotComparison rows,
 written directly with bulk inserts by `tests.unit.dashboard.seeding`) and nine more analysed
 experiments for the overview. Then it times, in-process with Django's test Client logged in as
 a superuser, the results page, the dashboard overview and, as the baseline in the same run, the

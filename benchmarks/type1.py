@@ -34,7 +34,7 @@ Reported per configuration:
   and relative — what an always-valid (or repeated) interval promises (≥ 1 − α).
 - ``ready``: the share of experiments whose primary comparison was ever decidable (not
   ``not_ready``), and the median hour it first was.
-- ``viol``: violations of the rule (CONTRACT §8.1) counted over every comparison of every
+- ``viol``: violations of the rule (docs/api.md §7) counted over every comparison of every
   look: ``significant`` ⟺ ``adjusted_ci`` excludes 0 ⟺ ``adjusted_p_value`` ≤ α (guardrails:
   ≤ guardrail_alpha); a bounded ``relative_ci`` excludes 0 ⟺ ``adjusted_ci`` does;
   ``win``/``loss`` only when significant, from the interval's side and the direction
@@ -749,7 +749,7 @@ def report(summaries: Sequence[Summary], header: str) -> str:
         if rows:
             parts += ["", f"### {title}", "", markdown_table(rows)]
     violations = sum(s.violations for s in summaries)
-    parts += ["", f"Rule violations (CONTRACT §8.1 and look bookkeeping), all looks: {violations}"]
+    parts += ["", f"Rule violations (docs/api.md §7, look bookkeeping), all looks: {violations}"]
     for s in summaries:
         for example in s.examples:
             parts.append(f"- {example}")

@@ -20,7 +20,7 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # The default key is only good for a laptop: anyone who knows it (it is in this file) can
 # forge sessions and password-reset links. Production mode (DEBUG off and a DATABASE_URL:
-# CONTRACT §8.4) refuses it, and the placeholder of the example env files; the embedded demo
+# docs/api.md §11) refuses it, and the placeholder of the example env files; the embedded demo
 # (no DATABASE_URL) keeps working without a key.
 DEVELOPMENT_SECRET_KEY = "variantlab-insecure-development-key-change-me"
 SECRET_KEY = env("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "core",
     "experiments",
     "assignment",
     "events",
@@ -54,7 +55,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "experiments.parsers.NulInUrlMiddleware",
+    "core.parsers.NulInUrlMiddleware",
     # Serves the admin's, the dashboard's and Swagger UI's static files from the same process,
     # under gunicorn and under `runserver` with DEBUG off alike (no separate web server needed).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -161,13 +162,13 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A snapshot queued or running for longer than this is stuck (worker killed, task never
-# published): beat and the next POST .../analyze recover it (CONTRACT §8.4: within 10
+# published): beat and the next POST .../analyze recover it (docs/api.md §11: within 10
 # minutes). Keep it well above the longest snapshot compute (docs/benchmarks.md).
 VARIANTLAB_SNAPSHOT_RECOVERY_SECONDS = env.int("VARIANTLAB_SNAPSHOT_RECOVERY_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE = {
     # Each experiment has its own interval (analysis settings); this only checks who is due.
     "snapshots-due": {"task": "analysis.tasks.snapshots_due_task", "schedule": 60.0},
-    # Guardrail-only looks every analysis.guardrail_check_minutes (CONTRACT §8.3).
+    # Guardrail-only looks every analysis.guardrail_check_minutes (docs/api.md §10).
     "guardrail-checks-due": {
         "task": "analysis.tasks.guardrail_checks_due_task",
         "schedule": 60.0,
@@ -189,15 +190,21 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["experiments.auth.HasScope"],
     "DEFAULT_THROTTLE_CLASSES": ["experiments.auth.ApiKeyRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["experiments.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "experiments.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Variantlab API",
-    "DESCRIPTION": "Assignment, events, experiments and statistics for A/B tests of ML features.",
+    "DESCRIPTION": (
+        "Assignment, events, experiments and statistics for A/B tests of ML features.\n\n"
+        "The full reference, with examples, the evaluation algorithm, the error codes and the "
+        "statistics, is `docs/api.md` in the Variantlab repository (section numbers such as "
+        "§4 below refer to it). Every endpoint takes an API key as `Authorization: Bearer "
+        "<key>`: press *Authorize* and paste one to try requests here."
+    ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_AUTHENTICATION": [],
@@ -209,6 +216,11 @@ SPECTACULAR_SETTINGS = {
     # One name for the experiment's analysis method in inputs and outputs (else a hashed name
     # and a check --deploy warning).
     "ENUM_NAME_OVERRIDES": {"AnalysisMethodEnum": "experiments.models.Method"},
+    # Every operation documents the error shape (docs/api.md §4), so responses can be checked.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.schema.error_responses_hook",
+    ],
 }
 
 # How often a web process checks the config-version stamp (seconds).
@@ -219,7 +231,7 @@ VARIANTLAB_CONFIG_POLL_SECONDS = env.float("VARIANTLAB_CONFIG_POLL_SECONDS", def
 # before answering. See assignment/exposure_buffer.py for what each mode can lose.
 VARIANTLAB_EXPOSURE_FLUSH_SECONDS = env.float("VARIANTLAB_EXPOSURE_FLUSH_SECONDS", default=0.2)
 
-# Alerts (CONTRACT §8.3): JSON POSTs to these URLs (comma-separated), e-mail to owners that
+# Alerts (docs/api.md §10): JSON POSTs to these URLs (comma-separated), e-mail to owners that
 # are addresses. VARIANTLAB_PUBLIC_URL is where alert links point (the admin's results page).
 VARIANTLAB_ALERT_WEBHOOKS = env.list("VARIANTLAB_ALERT_WEBHOOKS", default=[])
 VARIANTLAB_ALERT_TIMEOUT_SECONDS = env.float("VARIANTLAB_ALERT_TIMEOUT_SECONDS", default=5.0)

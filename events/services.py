@@ -20,8 +20,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
+from core.errors import UnavailableError
+from core.sql import jsonb_cast
+from core.sql import least as least_function
 from events.models import DeadLetter, Exposure, ExposureEvent, Outcome
-from experiments.errors import UnavailableError
 from experiments.models import Experiment
 
 logger = logging.getLogger(__name__)
@@ -190,8 +192,8 @@ def _exposure_summary_upsert(events: Sequence[Mapping], experiment_ids: Mapping[
     for e in events:
         grouped[(experiment_ids[e["experiment"]], e["unit_id"])].append(e)
     table = Exposure._meta.db_table
-    jsonb = "::jsonb" if connection.vendor == "postgresql" else ""
-    least = "LEAST" if connection.vendor == "postgresql" else "MIN"
+    jsonb = jsonb_cast(connection.vendor)
+    least = least_function(connection.vendor)
     adapt = connection.ops.adapt_datetimefield_value
     # Sorted keys: concurrent workers lock summary rows in one order, so they cannot deadlock.
     keys = sorted(grouped)

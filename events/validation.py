@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from core.errors import error_body, first_message
+from core.parsers import NUL_MESSAGE, nul_path
+
 MAX_EVENTS = 1000
 MAX_BODY_BYTES = 1024 * 1024
 MAX_FUTURE = timedelta(minutes=5)
@@ -28,8 +31,7 @@ class EventError(ValueError):
         self.fields = fields
 
     def as_json(self) -> dict:
-        first = next(iter(self.fields.items()))
-        return {"code": "invalid", "message": f"{first[0]}: {first[1]}", "fields": self.fields}
+        return error_body("invalid", first_message(self.fields), self.fields)["error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,7 @@ def validate_exposure(
         errors["attributes"] = "must be a JSON object"
     if errors:
         raise EventError(errors)
+    assert known is not None  # no error: the experiment was named and is known
     server = known.server_variant(clean["unit_id"], attributes)
     return {
         **clean,
@@ -158,8 +161,6 @@ def validate_batch(
     `check_nul`: some string of the body holds a NUL, which PostgreSQL cannot store; the
     events holding one are rejected (naming the field), the others are kept.
     """
-    from experiments.parsers import NUL_MESSAGE, nul_path
-
     exposures, outcomes, rejected = [], [], []
     for index, event in enumerate(events):
         try:

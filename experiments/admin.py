@@ -6,7 +6,8 @@ Status changes and validation go through the same services and rules as the API.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
@@ -14,12 +15,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
+from variantlab_client.engine import assign
 
-from assignment.engine import assign
-from assignment.selectors import experiment_config_build
+from core.errors import ServiceError
 from experiments import services
-from experiments.errors import ServiceError
 from experiments.models import (
     ApiKey,
     ApiKeyScope,
@@ -31,6 +31,7 @@ from experiments.models import (
     Status,
     Variant,
 )
+from experiments.selectors import experiment_config_build
 from experiments.services import (
     ANALYSIS_FIELDS,
     FROZEN_ANALYSIS_FIELDS,
@@ -294,6 +295,11 @@ class RoleCheckedActionsMixin:
 
 @admin.register(Experiment)
 class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
+    # Pages other apps hang under this admin's URLs: each provider takes this admin and returns
+    # URL patterns (analysis/admin.py registers the results dashboard), so experiments does not
+    # import the stages above it.
+    url_providers: ClassVar[list[Callable[[ExperimentAdmin], list[URLPattern]]]] = []
+
     form = ExperimentForm
     change_form_template = "admin/experiments/experiment/change_form.html"
     # Adds a link to the results dashboard above the list; otherwise the stock change list.
@@ -419,12 +425,7 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
             "a plan after seeing the data."
         )
 
-    def get_urls(self) -> list:
-        from analysis import dashboard
-
-        def view(function: Any) -> Any:
-            return self.admin_site.admin_view(lambda request, **kw: function(request, self, **kw))
-
+    def get_urls(self) -> list[URLPattern]:
         custom = [
             path(
                 "<int:object_id>/move/<str:move>/",
@@ -436,28 +437,14 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
                 self.admin_site.admin_view(self.rollback_view),
                 name="experiments_experiment_rollback",
             ),
-            path(
-                "dashboard/",
-                view(dashboard.overview_view),
-                name="experiments_experiment_dashboard",
-            ),
-            path(
-                "<int:object_id>/results/",
-                view(dashboard.results_view),
-                name="experiments_experiment_results",
-            ),
-            path(
-                "<int:object_id>/analyze/",
-                view(dashboard.analyze_view),
-                name="experiments_experiment_analyze",
-            ),
-            path(
-                "<int:object_id>/plan/",
-                view(dashboard.plan_view),
-                name="experiments_experiment_plan",
-            ),
         ]
+        for provider in self.url_providers:
+            custom += provider(self)
         return custom + super().get_urls()
+
+    def page_view(self, function: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        """A staff-only admin page that receives this admin: `function(request, admin, **kw)`."""
+        return self.admin_site.admin_view(lambda request, **kw: function(request, self, **kw))
 
     def move_view(self, request: HttpRequest, object_id: int, move: str) -> HttpResponse:
         """Start, pause, stop or ship from the buttons on the experiment page (POST only)."""

@@ -1,9 +1,11 @@
-"""Experiment and metric configuration over REST (CONTRACT §3)."""
+"""Experiment and metric configuration over REST (docs/api.md §5)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,7 +25,7 @@ from experiments.models import (
 )
 from experiments.selectors import experiment_json, experiment_list, metric_json
 
-KEY_FIELD = {"max_length": 100, "validators": [KEY_VALIDATOR]}
+KEY_FIELD: dict[str, Any] = {"max_length": 100, "validators": [KEY_VALIDATOR]}
 
 
 class WholeItem(serializers.Serializer):
@@ -85,7 +87,7 @@ class AnalysisInput(serializers.Serializer):
     srm_threshold = serializers.FloatField(min_value=0.0, max_value=0.5, required=False)
     schedule_minutes = serializers.IntegerField(min_value=1, required=False)
     auto_rollback = serializers.BooleanField(required=False)
-    # v1's name for auto_rollback (CONTRACT §8.3 replaced it); accepted as an alias.
+    # v1's name for auto_rollback (docs/api.md §10 replaced it); accepted as an alias.
     auto_pause_on_guardrail = serializers.BooleanField(required=False)
     guardrail_check_minutes = serializers.IntegerField(min_value=1, max_value=1440, required=False)
     min_units_per_variant = serializers.IntegerField(min_value=0, required=False)
@@ -142,11 +144,16 @@ class VariantOutput(serializers.Serializer):
     weight = serializers.FloatField()
     is_control = serializers.BooleanField()
     payload = serializers.DictField()
+    rolled_back_at = serializers.DateTimeField(allow_null=True)
+    rolled_back_reason = serializers.CharField(allow_null=True)
 
 
 class MetricRoleOutput(serializers.Serializer):
     metric = serializers.CharField()
     role = serializers.ChoiceField(choices=Role.choices)
+    harm_margin = serializers.FloatField(
+        required=False, help_text="Guardrails: the relative margin of the harm test."
+    )
 
 
 class AnalysisOutput(serializers.Serializer):
@@ -158,11 +165,17 @@ class AnalysisOutput(serializers.Serializer):
     correction = serializers.ChoiceField(choices=Correction.choices)
     srm_threshold = serializers.FloatField()
     schedule_minutes = serializers.IntegerField()
+    auto_rollback = serializers.BooleanField()
+    auto_pause_on_guardrail = serializers.BooleanField(
+        help_text="Version 1's name of auto_rollback, kept as an alias."
+    )
+    guardrail_check_minutes = serializers.IntegerField()
+    min_units_per_variant = serializers.IntegerField()
+    guardrail_alpha = serializers.FloatField()
 
 
 class ExperimentOutput(serializers.Serializer):
-    """The experiment as the API returns it (CONTRACT §3); only for the schema: the views
-    return `experiment_json`, which may carry more fields than listed here."""
+    """An experiment's whole configuration (docs/api.md §1, §5)."""
 
     key = serializers.CharField()
     name = serializers.CharField()
@@ -189,9 +202,18 @@ class StopInput(serializers.Serializer):
 
 
 class ExperimentListApi(APIView):
+    """List experiments (newest first; `?status=running` filters), or create one: 201 with
+    the experiment, 409 when its key exists. Variants, metrics and analysis settings are
+    checked together; every problem is named in `fields`."""
+
     required_scopes = {"GET": "read", "POST": "write"}
 
-    @extend_schema(responses=ExperimentOutput(many=True))
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=["draft", "running", "paused", "stopped"])
+        ],
+        responses=ExperimentOutput(many=True),
+    )
     def get(self, request: Request) -> Response:
         experiments = experiment_list()
         wanted = request.query_params.get("status")
@@ -215,6 +237,10 @@ class ExperimentListApi(APIView):
 
 
 class ExperimentDetailApi(APIView):
+    """Read an experiment, or change it (PATCH: send only what changes; `variants`, `metrics`
+    and `forced_assignments` replace the whole set). Once started, weights, seed and the
+    analysis settings are frozen (409 `frozen`)."""
+
     required_scopes = {"GET": "read", "PATCH": "write"}
 
     @extend_schema(responses=ExperimentOutput)
@@ -231,12 +257,11 @@ class ExperimentDetailApi(APIView):
 
 
 class ExperimentStatusApi(APIView):
-    """POST /experiments/{key}/start|pause|stop."""
+    """Move an experiment to another status (docs/api.md §1); the URL names the move."""
 
     required_scopes = "write"
     move = ""
 
-    @extend_schema(request=StopInput, responses=ExperimentOutput)
     def post(self, request: Request, key: str) -> Response:
         experiment = get_object_or_404(Experiment, key=key)
         if self.move == "start":
@@ -253,16 +278,48 @@ class ExperimentStatusApi(APIView):
         return Response(experiment_json(experiment_list().get(pk=experiment.pk)))
 
 
+class ExperimentStartApi(ExperimentStatusApi):
+    """Start a draft, or resume a paused experiment: from now on units are assigned and
+    exposures logged. 409 from a status that cannot start."""
+
+    @extend_schema(request=None, responses=ExperimentOutput)
+    def post(self, request: Request, key: str) -> Response:
+        return super().post(request, key)
+
+
+class ExperimentPauseApi(ExperimentStatusApi):
+    """Pause a running experiment (the kill switch): everyone gets the control until it is
+    started again."""
+
+    @extend_schema(request=None, responses=ExperimentOutput)
+    def post(self, request: Request, key: str) -> Response:
+        return super().post(request, key)
+
+
+class ExperimentStopApi(ExperimentStatusApi):
+    """Stop an experiment for good. With `shipped_variant`, that variant is served to every
+    unit from now on (reason `shipped`); without it, everyone gets the control."""
+
+    @extend_schema(request=StopInput, responses=ExperimentOutput)
+    def post(self, request: Request, key: str) -> Response:
+        return super().post(request, key)
+
+
+STATUS_APIS = {"start": ExperimentStartApi, "pause": ExperimentPauseApi, "stop": ExperimentStopApi}
+
+
 class RollbackInput(serializers.Serializer):
     reason = serializers.CharField(max_length=2000, trim_whitespace=True)
 
 
 class VariantRollbackApi(APIView):
-    """POST /experiments/{key}/variants/{variant}/rollback (CONTRACT §8.3): final."""
+    """Roll a treatment back for good (docs/api.md §10): its units get the control from now
+    on (reason `rolled_back`), nobody else moves. Audited and alerted; answers the experiment.
+    """
 
     required_scopes = "write"
 
-    @extend_schema(request=RollbackInput, responses=ExperimentInput)
+    @extend_schema(request=RollbackInput, responses=ExperimentOutput)
     def post(self, request: Request, key: str, variant: str) -> Response:
         experiment = get_object_or_404(Experiment, key=key)
         incoming = RollbackInput(data=request.data)
@@ -310,6 +367,8 @@ class MetricOutput(serializers.Serializer):
 
 
 class MetricListApi(APIView):
+    """List metric definitions, or create one (201; 409 when its key exists)."""
+
     required_scopes = {"GET": "read", "POST": "write"}
 
     @extend_schema(responses=MetricOutput(many=True))
@@ -329,6 +388,9 @@ class MetricListApi(APIView):
 
 
 class MetricDetailApi(APIView):
+    """Read a metric definition, or change it (409 `frozen` while a running or paused
+    experiment uses it)."""
+
     required_scopes = {"GET": "read", "PATCH": "write"}
 
     @extend_schema(responses=MetricOutput)
@@ -350,7 +412,7 @@ class MetricDetailApi(APIView):
 
 
 class LayerSerializer(serializers.Serializer):
-    """A layer, in and out (CONTRACT §8.4): managed as code like experiments and metrics."""
+    """A layer: a group of mutually exclusive experiments (docs/api.md §1, §11)."""
 
     key = serializers.CharField(**KEY_FIELD)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
@@ -358,6 +420,8 @@ class LayerSerializer(serializers.Serializer):
 
 
 class LayerListApi(APIView):
+    """List layers, or create one (201; 409 when its key exists)."""
+
     required_scopes = {"GET": "read", "POST": "write"}
 
     @extend_schema(responses=LayerSerializer(many=True))
@@ -377,6 +441,8 @@ class LayerListApi(APIView):
 
 
 class LayerDetailApi(APIView):
+    """Read a layer, or change its name and description (its key is fixed)."""
+
     required_scopes = {"GET": "read", "PATCH": "write"}
 
     @extend_schema(responses=LayerSerializer)

@@ -11,7 +11,8 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from experiments.config_version import VersionedCache
+from audit.context import Actor, actor_set
+from core.config_version import VersionedCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +120,6 @@ class ApiKeyAuthentication(BaseAuthentication):
         if identity is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         # The audit log names the key as the actor of whatever this request changes.
-        from audit.context import Actor, actor_set
 
         actor_set(Actor("api_key", identity.name))
         return identity, identity

@@ -157,7 +157,7 @@ class Experiment(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    # Analysis settings (CONTRACT §6).
+    # Analysis settings (docs/api.md §9).
     alpha = models.FloatField(
         default=0.05, validators=[MinValueValidator(0.0001), MaxValueValidator(0.5)]
     )
@@ -178,7 +178,7 @@ class Experiment(models.Model):
     schedule_minutes = models.PositiveIntegerField(
         default=60, validators=[MinValueValidator(1)], help_text="Snapshot every N minutes."
     )
-    # CONTRACT §8.3: replaces v1's auto_pause_on_guardrail (migration 0005 carried it over;
+    # docs/api.md §10: replaces v1's auto_pause_on_guardrail (migration 0005 carried it over;
     # the API still reads and writes that name as an alias of this field).
     auto_rollback = models.BooleanField(
         default=False,
@@ -227,7 +227,7 @@ class Variant(models.Model):
         default=dict, blank=True, help_text='What the app receives, e.g. {"model": "ranker"}.'
     )
     position = models.PositiveSmallIntegerField(default=0)
-    # CONTRACT §8.3: a rolled-back treatment is served as control from then on.
+    # docs/api.md §10: a rolled-back treatment is served as control from then on.
     rolled_back_at = models.DateTimeField(null=True, blank=True)
     rolled_back_reason = models.TextField(blank=True)
 
@@ -293,20 +293,6 @@ class ForcedAssignment(models.Model):
             and self.variant.experiment_id != self.experiment_id
         ):
             raise ValidationError({"variant": "The variant belongs to another experiment."})
-
-
-class ConfigVersion(models.Model):
-    """One row whose number changes on every configuration change.
-
-    Web processes compare it with the number their cache was built from. Redis holds the same
-    stamp when it is configured; this row is the fallback for the embedded mode.
-    """
-
-    version = models.BigIntegerField(default=0)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:
-        return f"config version {self.version}"
 
 
 class ApiKeyScope(models.TextChoices):

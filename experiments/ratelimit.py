@@ -1,4 +1,4 @@
-"""Per-API-key rate limits in requests per second (CONTRACT §8.4).
+"""Per-API-key rate limits in requests per second (docs/api.md §11).
 
 A fixed one-second window per key. With REDIS_URL the count lives in Redis, so every web
 process shares it: one round trip per request of a limited key (INCR and EXPIRE in one

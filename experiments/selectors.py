@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from variantlab_client.engine import ExperimentConfig, VariantConfig
 
+from audit.models import AuditEntry
 from experiments.models import Experiment, ExperimentMetric, Metric
 
 
@@ -29,7 +31,7 @@ def experiment_json(experiment: Experiment) -> dict:
                 "start": experiment.layer_start,
                 "end": experiment.layer_end,
             }
-            if experiment.layer_id
+            if experiment.layer is not None
             else None
         ),
         "condition": experiment.condition,
@@ -59,7 +61,7 @@ def experiment_json(experiment: Experiment) -> dict:
             "srm_threshold": experiment.srm_threshold,
             "schedule_minutes": experiment.schedule_minutes,
             "auto_rollback": experiment.auto_rollback,
-            # v1's name (CONTRACT §3), kept as an alias: §8.3 replaced it with auto_rollback.
+            # v1's name (docs/api.md §5), kept as an alias: §10 replaced it with auto_rollback.
             "auto_pause_on_guardrail": experiment.auto_rollback,
             "guardrail_check_minutes": experiment.guardrail_check_minutes,
             "min_units_per_variant": experiment.min_units_per_variant,
@@ -74,8 +76,6 @@ def experiment_json(experiment: Experiment) -> dict:
 
 def rollbacks_list(experiment: Experiment) -> list[dict]:
     """Rolled-back variants: when, why, and who or what did it (from the audit log)."""
-    from audit.models import AuditEntry
-
     rolled = [v for v in experiment.variants.all() if v.rolled_back_at is not None]
     entries = {
         e.object_key: e
@@ -124,3 +124,35 @@ def metric_json(metric: Metric) -> dict:
     data = {field: getattr(metric, field) for field in METRIC_FIELDS}
     data["denominator_event"] = metric.denominator_event or None
     return data
+
+
+def experiment_config_build(experiment: Experiment) -> ExperimentConfig:
+    """An experiment as the assignment engine's input (its variants, forced units, layer)."""
+    variants = tuple(
+        VariantConfig(
+            key=v.key,
+            weight=v.weight,
+            is_control=v.is_control,
+            payload=v.payload,
+            rolled_back=v.rolled_back_at is not None,
+        )
+        for v in experiment.variants.all()
+    )
+    forced = {f.unit_id: f.variant.key for f in experiment.forced_assignments.all()}
+    layer = (
+        (experiment.layer.key, experiment.layer_start, experiment.layer_end)
+        if experiment.layer is not None
+        else None
+    )
+    return ExperimentConfig(
+        key=experiment.key,
+        status=experiment.status,
+        seed=experiment.effective_seed,
+        hash_version=experiment.hash_version,
+        coverage=experiment.coverage,
+        variants=variants,
+        condition=experiment.condition or {},
+        layer=layer,
+        forced=forced,
+        shipped_variant=experiment.shipped_variant or None,
+    )

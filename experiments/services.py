@@ -10,9 +10,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from audit.context import Actor, current_actor
+from audit.context import SYSTEM, Actor, current_actor
 from audit.services import audit_changes, audit_record
-from experiments.errors import ConflictError, NotFoundError, ServiceError
+from core.errors import ConflictError, NotFoundError, ServiceError
 from experiments.models import (
     ApiKey,
     Experiment,
@@ -23,6 +23,8 @@ from experiments.models import (
     Status,
     Variant,
 )
+from experiments.selectors import experiment_json, experiment_list, metric_json
+from experiments.signals import variant_rolled_back
 from experiments.validation import VariantSpec, frozen_variant_errors, variant_set_errors
 
 logger = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ ANALYSIS_FIELDS = (
     "min_units_per_variant",
     "guardrail_alpha",
 )
-# Settings that shape the analysis: frozen once an experiment has started (CONTRACT §8.1),
+# Settings that shape the analysis: frozen once an experiment has started (docs/api.md §7),
 # so nobody can pick a method or a level after seeing the data.
 FROZEN_ANALYSIS_FIELDS = (
     "alpha",
@@ -128,7 +130,7 @@ def experiment_start(*, experiment: Experiment) -> Experiment:
 
 
 def _audit_move(experiment: Experiment, action: str, before: str, reason: str = "") -> None:
-    changes = {"status": [before, experiment.status]}
+    changes: dict[str, list[str | None]] = {"status": [before, experiment.status]}
     if experiment.shipped_variant:
         changes["shipped_variant"] = [None, experiment.shipped_variant]
     audit_record(
@@ -178,7 +180,7 @@ ROLLBACK_STATUSES = (Status.RUNNING, Status.PAUSED)
 def variant_rollback(
     *, experiment: Experiment, variant_key: str, reason: str, actor: Actor | None = None
 ) -> Variant:
-    """Roll a treatment back (CONTRACT §8.3): from now on its units are served control with
+    """Roll a treatment back (docs/api.md §10): from now on its units are served control with
     reason `rolled_back`. Final: there is no restore.
 
     Saving the variant bumps the config version (experiments/signals.py), so `/assign`,
@@ -230,11 +232,9 @@ def variant_rollback(
         reason=reason,
         actor=actor,
     )
-    from analysis.alerts import alert_send
-
     who = (actor or current_actor()).name
-    alert_send(
-        kind="rollback",
+    variant_rolled_back.send(
+        sender=Variant,
         experiment=experiment,
         variant=variant.key,
         metric=_guardrail_of(reason),
@@ -254,10 +254,8 @@ def _guardrail_of(reason: str) -> str | None:
 def guardrail_rollback(
     *, experiment: Experiment, metric: str, variant_key: str, detail: str = ""
 ) -> Variant | None:
-    """The automatic rollback on harm (CONTRACT §8.3), by the system, once: an arm already
+    """The automatic rollback on harm (docs/api.md §10), by the system, once: an arm already
     rolled back, a control, or an experiment no longer running or paused is left alone."""
-    from audit.context import SYSTEM
-
     reason = f"guardrail {metric}: harm detected" + (f" ({detail})" if detail else "")
     try:
         variant = variant_rollback(
@@ -275,11 +273,12 @@ def guardrail_rollback(
 
 
 def _as_validation_error(exc: ValidationError, prefix: str = "") -> ServiceError:
-    fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+    fields: dict[str, Any] = (
+        exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+    )
     if prefix:
         fields = {prefix: fields}
-    first = next(iter(fields.items()))
-    return ServiceError(f"{first[0]}: {first[1]}", fields=fields)
+    return ServiceError.from_fields(fields)
 
 
 @transaction.atomic
@@ -367,8 +366,6 @@ def _refuse_frozen_changes(experiment: Experiment, data: Mapping[str, Any]) -> N
 
 
 def experiment_state(pk: int) -> dict[str, Any]:
-    from experiments.selectors import experiment_json, experiment_list
-
     return experiment_json(experiment_list().get(pk=pk))
 
 
@@ -469,8 +466,6 @@ def _replace_forced(experiment: Experiment, forced: Mapping[str, str]) -> None:
 
 @transaction.atomic
 def metric_save(*, data: Mapping[str, Any], metric: Metric | None = None) -> Metric:
-    from experiments.selectors import metric_json
-
     creating = metric is None
     before = metric_json(metric) if metric is not None and metric.pk else None
     metric = metric or Metric()
@@ -594,7 +589,7 @@ def layer_save(*, data: Mapping[str, Any], layer: Layer | None = None) -> Layer:
     """Create a layer, or update the fields present in `data`. A layer's key never changes:
     experiments and clients' cached configs name it."""
     before = layer_json(layer) if layer is not None and layer.pk else None
-    if before is not None and "key" in data and data["key"] != layer.key:
+    if layer is not None and before is not None and "key" in data and data["key"] != layer.key:
         raise ServiceError("A layer's key cannot change.", fields={"key": "immutable"})
     layer = layer or Layer()
     for field in ("key", "name", "description"):

@@ -8,7 +8,7 @@ urlpatterns = [
     *[
         path(
             f"experiments/<str:key>/{action}",
-            apis.ExperimentStatusApi.as_view(move=action),
+            apis.STATUS_APIS[action].as_view(move=action),
             name=f"experiment-{action}",
         )
         for action in ("start", "pause", "stop")

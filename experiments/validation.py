@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.db.models import Q
+from variantlab_client.engine import validate_condition
 
 if TYPE_CHECKING:
     from experiments.models import Experiment
@@ -59,8 +60,6 @@ def frozen_variant_errors(
 
 
 def condition_errors(condition: object) -> list[str]:
-    from assignment.engine import validate_condition
-
     if not isinstance(condition, dict):
         return ["The condition must be a JSON object."]
     return validate_condition(condition)
@@ -77,6 +76,7 @@ def experiment_field_errors(experiment: Experiment) -> dict[str, list[str]]:
         else:
             clash = _overlapping_layer_experiment(experiment)
             if clash is not None:
+                assert experiment.layer is not None  # layer_id is set
                 errors.setdefault("layer_start", []).append(
                     f"Range [{experiment.layer_start:g}, {experiment.layer_end:g}) overlaps "
                     f"experiment '{clash.key}' [{clash.layer_start:g}, {clash.layer_end:g}) "
@@ -92,7 +92,7 @@ def _overlapping_layer_experiment(experiment: Experiment) -> Experiment | None:
 
     # A stopped experiment gives its range back to the layer.
     return (
-        Experiment.objects.filter(layer_id=experiment.layer_id)
+        Experiment.objects.filter(layer_id=experiment.layer_id)  # type: ignore[misc]
         .exclude(pk=experiment.pk)
         .exclude(status=Status.STOPPED)
         .filter(Q(layer_start__lt=experiment.layer_end) & Q(layer_end__gt=experiment.layer_start))
@@ -104,7 +104,7 @@ def _overlapping_layer_experiment(experiment: Experiment) -> Experiment | None:
 def _frozen_field_errors(experiment: Experiment) -> dict[str, list[str]]:
     from experiments.models import Experiment
 
-    stored = (
+    stored: Mapping[str, object] | None = (
         Experiment.objects.filter(pk=experiment.pk)
         .values("key", "seed", "hash_version", "status", "layer_id", "layer_start", "layer_end")
         .first()

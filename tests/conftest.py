@@ -84,6 +84,29 @@ def _fresh_caches():
     active_keys.invalidate()
 
 
+@pytest.fixture(autouse=True)
+def _schema_conformance(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Check every API answer the test client receives against /api/schema/
+    (tests/schema_conformance.py). Tests that send raw, schema-less requests on purpose opt out
+    with @pytest.mark.no_schema_check."""
+    if not _django_ready() or request.node.get_closest_marker("no_schema_check"):
+        yield
+        return
+    from django.test import Client
+
+    from tests.schema_conformance import check_response
+
+    original = Client.request
+
+    def checked(self: Client, **kwargs: object):
+        response = original(self, **kwargs)
+        check_response(response.wsgi_request, response)
+        return response
+
+    monkeypatch.setattr(Client, "request", checked)
+    yield
+
+
 @pytest.fixture
 def make_api_client(db):
     """make_api_client("assign", "read") -> an APIClient carrying a key with those scopes."""

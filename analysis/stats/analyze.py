@@ -77,7 +77,7 @@ class VariantSummary:
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
-    """A treatment against the baseline (control), shaped as the contract's §5 comparison."""
+    """A treatment against the baseline (control), shaped as the contract's §8 comparison."""
 
     variant: str
     baseline: str
@@ -95,7 +95,7 @@ class Comparison:
     statistic: float | None = None
     # Group sequential: the |statistic| needed at this look.
     z_boundary: float | None = None
-    # The deciding interval (CONTRACT §8.1): at the comparison's effective level under a
+    # The deciding interval (docs/api.md §7): at the comparison's effective level under a
     # correction, else equal to absolute_ci.
     adjusted_ci: tuple[float, float] | None = None
     # The level the deciding interval and the relative interval are computed at.

@@ -43,7 +43,13 @@ from typing import Any
 
 from scipy import special
 
-from analysis.stats.analyze import Comparison, MetricEstimates, VariantSummary, metric_estimates
+from analysis.stats.analyze import (
+    Comparison,
+    Decision,
+    MetricEstimates,
+    VariantSummary,
+    metric_estimates,
+)
 from analysis.stats.fieller import fieller_relative_interval
 from analysis.stats.fixed import EffectEstimate
 from analysis.stats.group_sequential import _spending_boundaries, group_sequential_p_value
@@ -170,8 +176,8 @@ class DecisionState:
     srm_min_p: float | None = None
     srm_flagged_at: str | None = None
     snapshots: int = 0
-    # After a rollback the SRM test restarts on the units first exposed since then (CONTRACT
-    # §8.1): the time it counts from, so a new rollback can restart it again.
+    # After a rollback the SRM test restarts on the units first exposed since then
+    # (docs/api.md §7): the time it counts from, so a new rollback can restart it again.
     srm_since: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -340,7 +346,7 @@ def group_sequential_boundary(fractions: Sequence[float], level: float) -> float
 def effective_levels(
     p_values: Sequence[float | None], correction: str, alpha: float
 ) -> list[tuple[float | None, float]]:
-    """(adjusted p, effective level α') per comparison, in input order (CONTRACT §8.1).
+    """(adjusted p, effective level α') per comparison, in input order (docs/api.md §7).
 
     Undefined p-values count in the family size m (as never rejected) and stay None.
     """
@@ -462,7 +468,7 @@ def _consistent_relative(
     return relative, None
 
 
-def _decision(deciding: tuple[float, float] | None, direction: str) -> str:
+def _decision(deciding: tuple[float, float] | None, direction: str) -> Decision:
     if not _excludes_zero(deciding):
         return "inconclusive"
     assert deciding is not None
@@ -516,7 +522,7 @@ def difference_skewness(control: VariantStats, treatment: VariantStats) -> float
     if c is None or t is None:
         return None
     variance = t[0] / treatment.n + c[0] / control.n
-    return (t[1] / treatment.n**2 - c[1] / control.n**2) / variance**1.5
+    return float((t[1] / treatment.n**2 - c[1] / control.n**2) / variance**1.5)
 
 
 def heavy_tail_units(variant: VariantStats) -> float | None:

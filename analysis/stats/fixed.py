@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from scipy import special
 
@@ -98,12 +99,12 @@ def difference_estimate(
     total = control.units + treatment.units
     # A control mean that is zero, or zero up to float noise next to its spread (sums that
     # cancel), gives no meaningful relative effect: report it as undefined, not as 1e16.
-    units = {"control_units": control.units, "treatment_units": treatment.units}
+    units: dict[str, Any] = {"control_units": control.units, "treatment_units": treatment.units}
     if baseline == 0.0 or abs(baseline) <= 1e-9 * math.sqrt(control.variance):
         return EffectEstimate(
             delta, variance, df, total, relative_reason="zero_control_mean", **units
         )
-    fieller = {
+    fieller: dict[str, Any] = {
         "baseline": baseline,
         "baseline_variance": v_c if baseline_variance is None else baseline_variance,
         "covariance": -v_c if covariance is None else covariance,

@@ -1,4 +1,4 @@
-"""CONTRACT §8.3: `analysis.auto_rollback` replaces `auto_pause_on_guardrail`.
+"""docs/api.md §10: `analysis.auto_rollback` replaces `auto_pause_on_guardrail`.
 
 An experiment that asked to act automatically on guardrail harm keeps acting automatically: the
 old flag's value is carried over, then the old column goes. The API keeps the old name as an

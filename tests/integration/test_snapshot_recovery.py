@@ -1,4 +1,4 @@
-"""Snapshot recovery with real processes (CONTRACT §8.4): a worker killed with kill -9 while it
+"""Snapshot recovery with real processes (docs/api.md §11): a worker killed with kill -9 while it
 computes, and a broker that is down when the snapshot is requested."""
 
 from __future__ import annotations

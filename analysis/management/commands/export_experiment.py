@@ -5,7 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from analysis.exports import FORMATS, LEVELS, export_stream, export_table
-from experiments.errors import ServiceError
+from core.errors import ServiceError
 from experiments.models import Experiment
 
 

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.context import Actor, acting_as
 from audit.models import ActorType
-from experiments.errors import ServiceError
+from core.errors import ServiceError
 from experiments.services import api_key_create
 
 

@@ -1,4 +1,4 @@
-"""POST /api/v1/stats and GET /api/v1/stats/boundaries (CONTRACT §3, §4)."""
+"""POST /api/v1/stats and GET /api/v1/stats/boundaries (docs/api.md §5, §6)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def test_stats__sequential_default__contract_formula(reader) -> None:
         "variants": [{"key": "c", "n": 4000, "sum": 400}, {"key": "t", "n": 4000, "sum": 480}],
     }
     got = reader.post("/api/v1/stats", body, format="json").json()["comparisons"][0]
-    # Then p and the half-width follow CONTRACT §4 computed here independently
+    # Then p and the half-width follow docs/api.md §6 computed here independently
     alpha, n_star = 0.05, 5000
     p_c, p_t = 0.1, 0.12
     delta = p_t - p_c

@@ -1,4 +1,4 @@
-"""POST /api/v1/stats with ``looks`` (CONTRACT §8.5): the §8.1 rule across earlier looks."""
+"""POST /api/v1/stats with ``looks`` (docs/api.md §5): the §7 rule across earlier looks."""
 
 from __future__ import annotations
 

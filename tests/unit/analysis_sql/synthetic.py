@@ -5,7 +5,7 @@ exposure (inside and outside the CUPED lookback), events exactly on the window e
 with no events, units seen in more than one variant, events of other names, another experiment
 sharing unit ids, and unexposed units with events. The oracle reads the raw rows back into
 pandas and recomputes every per-unit value with a plain loop over units: it shares no code with
-the SQL, only the definitions in CONTRACT §4.
+the SQL, only the definitions in docs/api.md §6.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""POST /api/v1/assign and GET /api/v1/config (CONTRACT §2, §3)."""
+"""POST /api/v1/assign and GET /api/v1/config (docs/api.md §2, §5)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from growthbook import GrowthBook
 
 from assignment.apis import AssignApi
 from assignment.engine import bucket_ranges, choose_variant, hash_unit, in_namespace
+from core.config_version import config_version_bump
 from events.models import Exposure
 from experiments import services
-from experiments.config_version import config_version_bump
 from experiments.models import Experiment
 from tests.factories import TWO_ARMS, LayerFactory, make_experiment
 
@@ -67,7 +67,7 @@ def test_assign__not_running__control_or_shipped_variant(api) -> None:
     make_experiment("draft", start=False)
     # When a unit asks for them by key
     body = assign(api, experiments=["paused", "stopped", "draft"]).json()["assignments"]
-    # Then: control with not_running, or the shipped variant with shipped (CONTRACT §8.7);
+    # Then: control with not_running, or the shipped variant with shipped (docs/api.md §13);
     # never in the experiment
     assert body["paused"]["variant"] == "control" and body["paused"]["reason"] == "not_running"
     assert body["stopped"]["variant"] == "treatment" and body["stopped"]["reason"] == "shipped"
@@ -330,7 +330,7 @@ def test_config__evaluated_locally_by_growthbook_sdk__same_variant_as_assign(api
 
 def test_config_and_assign__paused_shipped_rolled_back__served_per_contract_v2(api) -> None:
     # Given a paused, a shipped, a stopped (nothing shipped) and a running experiment whose
-    # treatment was rolled back (CONTRACT §8.3, §8.7)
+    # treatment was rolled back (docs/api.md §10, §13)
     services.experiment_pause(experiment=make_experiment("paused"))
     services.experiment_stop(experiment=make_experiment("shipped"), shipped_variant="treatment")
     services.experiment_stop(experiment=make_experiment("stopped"))

@@ -1,4 +1,4 @@
-"""Bad input is a 4xx naming the field, never a 500 (CONTRACT §3), on SQLite and PostgreSQL."""
+"""Bad input is a 4xx naming the field, never a 500 (docs/api.md §5), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The experiment and metric endpoints of CONTRACT §3: shapes, rules, status moves, auth."""
+"""The experiment and metric endpoints of docs/api.md §5: shapes, rules, status moves, auth."""
 
 import pytest
 

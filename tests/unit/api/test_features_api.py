@@ -1,4 +1,4 @@
-"""GET /api/v1/features and GET /api/features/{key}: GrowthBook's SDK payload (CONTRACT §8.7)."""
+"""GET /api/v1/features and GET /api/features/{key}: GrowthBook's SDK payload (docs/api.md §13)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from django.test import Client as DjangoClient
 from django.utils import timezone
 
+from core.config_version import config_version_bump
 from experiments import services
-from experiments.config_version import config_version_bump
 from experiments.services import api_key_create
 from tests.factories import TWO_ARMS, LayerFactory, make_experiment
 

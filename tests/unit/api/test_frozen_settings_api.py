@@ -1,4 +1,4 @@
-"""Settings freeze once an experiment starts (CONTRACT §8.1), plans and default capping."""
+"""Settings freeze once an experiment starts (docs/api.md §7), plans and default capping."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Layers over REST (CONTRACT §8.4): GET|POST /layers, GET|PATCH /layers/{key}."""
+"""Layers over REST (docs/api.md §11): GET|POST /layers, GET|PATCH /layers/{key}."""
 
 from __future__ import annotations
 

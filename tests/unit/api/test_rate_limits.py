@@ -1,4 +1,4 @@
-"""Per-key rate limits (CONTRACT §8.4): 429 `rate_limited` with Retry-After past the limit.
+"""Per-key rate limits (docs/api.md §11): 429 `rate_limited` with Retry-After past the limit.
 
 Runs on the per-process counter in embedded mode and on Redis when REDIS_URL is set. The
 clock is fixed so every request of a test falls in the same one-second window.

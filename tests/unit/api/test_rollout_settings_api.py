@@ -1,4 +1,4 @@
-"""Rollout settings under `analysis` (CONTRACT §8.3): auto_rollback (which replaces v1's
+"""Rollout settings under `analysis` (docs/api.md §10): auto_rollback (which replaces v1's
 auto_pause_on_guardrail, still accepted as its alias) and guardrail_check_minutes."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""assign(): one test per reason (CONTRACT.md §2, steps 1-6), shipped variants, determinism."""
+"""assign(): one test per reason (docs/api.md §2, steps 1-6), shipped variants, determinism."""
 
 import dataclasses
 import math
@@ -56,7 +56,7 @@ def test_assign__stopped_with_shipped_variant__serves_shipped_variant() -> None:
     config = make_config(status="stopped", shipped_variant="treatment")
     # When any unit asks
     result = assign(config, "user-1", {"country": "US"})
-    # Then everyone sees the shipped variant, not counted in the experiment (CONTRACT §8.7)
+    # Then everyone sees the shipped variant, not counted in the experiment (docs/api.md §13)
     assert result == Assignment("treatment", {"model": "v2"}, False, "shipped")
 
 

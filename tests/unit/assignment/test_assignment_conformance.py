@@ -1,4 +1,4 @@
-"""GrowthBook's published cross-SDK vectors (shared/conformance) against the assignment engine."""
+"""GrowthBook's published cross-SDK vectors (tests/fixtures/growthbook) against the engine."""
 
 import json
 from pathlib import Path
@@ -19,16 +19,23 @@ from assignment.engine import (
     in_namespace,
 )
 
-# CI clones the repo with a copy of shared/ beside it: <repo root>/../shared/conformance/.
-REPO_ROOT = Path(__file__).resolve().parents[3]
-CASES_PATH = REPO_ROOT.parent / "shared" / "conformance" / "growthbook-cases.json"
-MISSING_REASON = f"GrowthBook conformance vectors not found at {CASES_PATH}"
+# Part of the repository (source, version and licence in its README): a missing file is an
+# error of the checkout, so the run fails instead of losing the compatibility check silently.
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+CASES_PATH = FIXTURES / "growthbook" / "growthbook-cases.json"
+
+
+def _load_cases() -> dict[str, Any]:
+    if not CASES_PATH.is_file():
+        raise FileNotFoundError(
+            f"GrowthBook conformance vectors missing at {CASES_PATH}: restore "
+            "tests/fixtures/growthbook/ from the repository (see its README)."
+        )
+    return json.loads(CASES_PATH.read_text(encoding="utf-8"))
 
 
 def _cases(section: str) -> list[Any]:
-    if not CASES_PATH.is_file():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=MISSING_REASON), id="missing")]
-    cases = json.loads(CASES_PATH.read_text(encoding="utf-8"))[section]
+    cases = _load_cases()[section]
     return [pytest.param(case, id=_case_id(section, i, case)) for i, case in enumerate(cases)]
 
 
@@ -84,9 +91,9 @@ def test_in_namespace__growthbook_vector__same_membership(case: list[Any]) -> No
 
 @pytest.mark.parametrize("case", _cases("evalCondition"))
 def test_evaluate_condition__growthbook_vector__same_result(case: list[Any]) -> None:
-    # Given a condition and attributes (saved groups are outside CONTRACT.md §2)
+    # Given a condition and attributes (saved groups are outside docs/api.md §2)
     if _uses_saved_groups(case):
-        pytest.skip("saved groups ($inGroup/$notInGroup) are out of scope (CONTRACT.md §2)")
+        pytest.skip("saved groups ($inGroup/$notInGroup) are out of scope (docs/api.md §2)")
     _name, condition, attributes, expected = case[:4]
     # When / Then: the condition holds exactly when GrowthBook says it does
     assert evaluate_condition(condition, attributes) is expected
@@ -95,7 +102,7 @@ def test_evaluate_condition__growthbook_vector__same_result(case: list[Any]) -> 
     assert (compiled is None or compiled(attributes)) is expected
 
 
-# GrowthBook experiment fields that Variantlab experiments have (CONTRACT §1-§2); cases using
+# GrowthBook experiment fields that Variantlab experiments have (docs/api.md §1-§2); cases using
 # others (force, filters, explicit ranges, hashAttribute, QA mode, URLs) are outside the model.
 _RUN_FIELDS = {"key", "variations", "weights", "coverage", "condition", "namespace", "seed"}
 _RUN_FIELDS |= {"hashVersion", "active"}

@@ -8,8 +8,8 @@ from django.utils import timezone
 from growthbook import GrowthBook
 from variantlab_client import Client
 
+from core.config_version import config_version_bump
 from experiments import services
-from experiments.config_version import config_version_bump
 from experiments.management.commands import demo
 from experiments.services import api_key_create
 from tests.factories import LayerFactory, make_experiment

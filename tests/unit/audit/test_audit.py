@@ -1,4 +1,4 @@
-"""The audit log (CONTRACT §8.4): one entry per change, with actor and diff; append-only."""
+"""The audit log (docs/api.md §11): one entry per change, with actor and diff; append-only."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Production safety (CONTRACT §8.4): the development key is refused in production mode, the
+"""Production safety (docs/api.md §11): the development key is refused in production mode, the
 documented HTTPS settings pass `check --deploy`, and plain HTTP on the loopback still works."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Seed a snapshot history directly: Snapshot rows with §5 results and their comparison rows.
+"""Seed a snapshot history directly: Snapshot rows with §8 results and their comparison rows.
 
 Used by the dashboard tests, the browser test and `benchmarks/results.py`. Nothing is computed
 through the pipeline: the numbers are chosen so tests know exactly what the page must show.

@@ -1,4 +1,4 @@
-"""The admin's sample-size planner fills a draft's planned sample size (CONTRACT §8.1)."""
+"""The admin's sample-size planner fills a draft's planned sample size (docs/api.md §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""POST /api/v1/events (CONTRACT §3): per-event validation, idempotency, limits.
+"""POST /api/v1/events (docs/api.md §5): per-event validation, idempotency, limits.
 
 These run with eager Celery; tests/integration repeats the key ones with real workers.
 """

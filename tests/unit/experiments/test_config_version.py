@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from experiments import config_version
-from experiments.config_version import VersionedCache
+from core import config_version
+from core.config_version import VersionedCache
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""Manual rollback (CONTRACT §8.3): the API, the admin button, the audit entry, and what the
+"""Manual rollback (docs/api.md §10): the API, the admin button, the audit entry, and what the
 assignment engine serves afterwards."""
 
 from __future__ import annotations

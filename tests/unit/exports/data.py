@@ -1,7 +1,7 @@
 """An experiment with awkward raw data, and pandas oracles for the `units` and `events` exports.
 
 The oracles read the raw rows back through the ORM and recompute every per-unit value with
-pandas merges and group-bys from CONTRACT §4's definitions: they share no code with the SQL.
+pandas merges and group-bys from docs/api.md §6's definitions: they share no code with the SQL.
 """
 
 from __future__ import annotations

@@ -167,7 +167,7 @@ def comparison(variant: str, **values) -> dict:
 
 
 def make_snapshot(experiment, metrics: list[dict], **fields) -> Snapshot:
-    """A finished snapshot with §5 results and the matching SnapshotComparison rows."""
+    """A finished snapshot with §8 results and the matching SnapshotComparison rows."""
     results = {"experiment": experiment.key, "metrics": metrics}
     snapshot = Snapshot.objects.create(
         experiment=experiment,
@@ -308,7 +308,7 @@ def test_summary_export__latest_snapshot__rows_equal_snapshot_comparisons(snapsh
 def test_summary_export__json__contract_comparisons_with_intervals(snapshot) -> None:
     # Given / When
     rows = json.loads(export(snapshot.experiment, "summary", "json"))
-    # Then each object is the §5 comparison plus metric, role (and snapshot, unit counts)
+    # Then each object is the §8 comparison plus metric, role (and snapshot, unit counts)
     comparisons = [
         {**c, "metric": m["metric"], "role": m["role"]}
         for m in snapshot.results["metrics"]
@@ -323,7 +323,7 @@ def test_summary_export__json__contract_comparisons_with_intervals(snapshot) -> 
 
 def test_summary_export__no_finished_snapshot__not_found(db) -> None:
     # Given an experiment never analysed
-    from experiments.errors import NotFoundError
+    from core.errors import NotFoundError
 
     experiment = make_experiment("fresh")
     # When / Then

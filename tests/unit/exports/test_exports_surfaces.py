@@ -195,7 +195,10 @@ def test_export_admin__staff_without_parameters__page_of_nine_links(staff, exper
 def test_export_admin__bad_format__400_naming_it(staff, experiment) -> None:
     response = staff.get(admin_url(experiment, level="units", format="xml"))
     assert response.status_code == 400
-    assert response.content.decode().startswith("format:")
+    # The API's error shape, as every other error (it was plain text before #13)
+    error = response.json()["error"]
+    assert error["code"] == "invalid" and error["message"].startswith("format:")
+    assert set(error["fields"]) == {"format"}
 
 
 def test_export_admin__summary_without_snapshot__back_to_the_experiment(staff, experiment):

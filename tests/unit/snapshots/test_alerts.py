@@ -1,4 +1,4 @@
-"""Alerts (CONTRACT §8.3): webhook JSON to a local receiver, e-mail to the owner, the banner."""
+"""Alerts (docs/api.md §10): webhook JSON to a local receiver, e-mail to the owner, the banner."""
 
 from __future__ import annotations
 

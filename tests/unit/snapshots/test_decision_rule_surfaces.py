@@ -1,4 +1,4 @@
-"""CONTRACT §8.1 on every surface: snapshot results JSON, export rows and dashboard cells.
+"""docs/api.md §7 on every surface: snapshot results JSON, export rows and dashboard cells.
 
 A three-arm experiment receives traffic day by day through /events; after each day a snapshot
 is computed by the real service. Every comparison of every snapshot is then checked where users
@@ -34,7 +34,7 @@ def _excludes_zero(interval) -> bool:
 
 
 def check_rule(comparison: dict, role: str, direction: str, alpha: float, g_alpha: float):
-    """The §8.1 equivalences for one comparison as reported."""
+    """The §7 equivalences for one comparison as reported."""
     deciding = comparison["adjusted_ci"]
     significant = comparison["significant"]
     assert significant == _excludes_zero(deciding), comparison

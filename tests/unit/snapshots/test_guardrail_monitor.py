@@ -1,4 +1,4 @@
-"""The guardrail monitor and automatic rollback (CONTRACT §8.1, §8.3).
+"""The guardrail monitor and automatic rollback (docs/api.md §7, §10).
 
 Guardrail looks by the monitor and by snapshots form one chain of state (analysis/guardrails.py):
 each starts where the previous one ended, so harm is never lost nor a look folded twice.

@@ -1,4 +1,4 @@
-"""Stuck snapshots are recovered (CONTRACT §8.4): by beat and on the next POST .../analyze."""
+"""Stuck snapshots are recovered (docs/api.md §11): by beat and on the next POST .../analyze."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The decision rule of CONTRACT §8.1 (``analysis.stats.decisions``) against independent oracles.
+"""The decision rule of docs/api.md §7 (``analysis.stats.decisions``) against independent oracles.
 
 Every expected number is computed here from raw data or from the contract's formulas
 (statsmodels' ``multipletests``, scipy's Welch test and skewness, the mSPRT and confidence
@@ -81,7 +81,7 @@ def roundtrip(state: DecisionState) -> DecisionState:
 
 
 def welch_moments(control: VariantStats, treatment: VariantStats) -> tuple[float, float, int]:
-    """Δ, V = s²_T/n_T + s²_C/n_C and N, from the totals (the §4 definitions)."""
+    """Δ, V = s²_T/n_T + s²_C/n_C and N, from the totals (the §6 definitions)."""
 
     def mean_var(v: VariantStats) -> tuple[float, float]:
         assert v.sum_squares is not None
@@ -106,7 +106,7 @@ def rho_squared(alpha: float, tuning: float) -> float:
 def oracle_half_width(
     variance: float, n: float, alpha: float, level: float, tuning: float
 ) -> float:
-    """CONTRACT §4 half-width, with α' = ``level`` in the log term and ρ² from ``alpha``."""
+    """docs/api.md §6 half-width, with α' = ``level`` in the log term and ρ² from ``alpha``."""
     rho2 = rho_squared(alpha, tuning)
     return math.sqrt(variance * n) * math.sqrt(
         2 * (n * rho2 + 1) / (n * n * rho2) * math.log(math.sqrt(n * rho2 + 1) / level)
@@ -128,7 +128,7 @@ def excludes_zero(interval: Sequence[float] | None) -> bool:
 def oracle_intersect(
     previous: tuple[float, float] | None, new: tuple[float, float]
 ) -> tuple[tuple[float, float], bool]:
-    """Running intersection with §8.1's rule for an empty one; (interval, conflict)."""
+    """Running intersection with §7's rule for an empty one; (interval, conflict)."""
     if previous is None:
         return new, False
     low, high = max(previous[0], new[0]), min(previous[1], new[1])
@@ -138,7 +138,7 @@ def oracle_intersect(
 
 
 def holm_oracle(p_values: Sequence[float], alpha: float) -> tuple[list[float], list[float]]:
-    """statsmodels' Holm adjusted p-values, and the levels of §8.1 from its rejections:
+    """statsmodels' Holm adjusted p-values, and the levels of §7 from its rejections:
     α/(m−k+1) for a rejected rank k, α/(m−j+1) at and after the first non-rejected rank j."""
     m = len(p_values)
     reject, adjusted, _, _ = multipletests(p_values, alpha=alpha, method="holm")

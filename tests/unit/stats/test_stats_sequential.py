@@ -40,7 +40,7 @@ def test_msprt_p_value__any_effect__is_inverse_of_normal_mixture_likelihood_rati
 
 
 def test_confidence_sequence__contract_numbers__match_hand_computation() -> None:
-    # Given V = 0.0004, N = 10,000, α = 0.05, N* = 5000 (worked by hand from CONTRACT §4)
+    # Given V = 0.0004, N = 10,000, α = 0.05, N* = 5000 (worked by hand from docs/api.md §6)
     rho2 = (-2 * math.log(0.05) + math.log(1 - 2 * math.log(0.05))) / 5000
     n = 10_000
     expected = math.sqrt(0.0004 * n) * math.sqrt(

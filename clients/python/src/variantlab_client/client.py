@@ -1,6 +1,6 @@
 """``Client``: local assignment from a cached /config, events batched in the background.
 
-Degradation is the design goal (CONTRACT §8.6): experimentation must never take the app down.
+Degradation is the design goal (docs/api.md §12): experimentation must never take the app down.
 - Calls on the request path (``assign``, ``track``, ``model_call``) read memory and append to
   a queue; they never wait on the network, and any error inside them is logged and swallowed.
 - One thread refreshes /config every ``refresh_seconds`` with If-None-Match and keeps the last
@@ -173,7 +173,7 @@ class Client:
         event_id: str | None = None,
         properties: Mapping[str, Any] | None = None,
     ) -> None:
-        """Queue an outcome event (CONTRACT §3) for /events."""
+        """Queue an outcome event (docs/api.md §5) for /events."""
         try:
             if not unit_id or not name or isinstance(value, bool) or not math.isfinite(value):
                 # The server would refuse it: one line now rather than a rejected event later.
@@ -199,7 +199,7 @@ class Client:
     def model_call(
         self, experiment: str, unit_id: str, attributes: Mapping[str, Any] | None = None
     ) -> Iterator[ModelCall]:
-        """Time the block and record CONTRACT §8.2's model events for the unit.
+        """Time the block and record docs/api.md §12's model events for the unit.
 
         ``model_call`` (1), ``model_latency_ms`` and, if the block raises, ``model_error`` (1),
         then the exception goes on; ``call.cost(usd)`` adds ``model_cost_usd``.

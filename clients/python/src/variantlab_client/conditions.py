@@ -1,4 +1,4 @@
-"""GrowthBook's targeting-condition language, evaluated in pure Python (CONTRACT.md §2).
+"""GrowthBook's targeting-condition language, evaluated in pure Python (docs/api.md §2).
 
 A condition is a MongoDB-style JSON object over user attributes, for example
 ``{"country": {"$in": ["US", "CA"]}, "app.version": {"$vgte": "2.1.0"}}``. Results follow
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TypeGuard
 
 __all__ = [
     "compile_condition",
@@ -51,15 +51,15 @@ _VERSION_SPLIT = re.compile(r"[-.]")
 # --- JavaScript value semantics ---------------------------------------------------------------
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _is_array(value: Any) -> bool:
+def _is_array(value: object) -> TypeGuard[list[object] | tuple[object, ...]]:
     return isinstance(value, list | tuple)
 
 
-def _is_object(value: Any) -> bool:
+def _is_object(value: object) -> TypeGuard[Mapping[str, object]]:
     return isinstance(value, Mapping)
 
 
@@ -96,7 +96,7 @@ def js_number_to_string(value: float) -> str:
     return sign + digits[0] + "." + digits[1:] + e_text
 
 
-def _js_to_string(value: Any) -> str:
+def _js_to_string(value: object) -> str:
     if isinstance(value, str):
         return value
     if value is None:
@@ -123,7 +123,7 @@ def _string_to_number(text: str) -> float:
     return math.nan
 
 
-def _js_to_number(value: Any) -> float:
+def _js_to_number(value: object) -> float:
     if _is_number(value):
         return float(value)
     if value is None or value is False:
@@ -137,7 +137,7 @@ def _js_to_number(value: Any) -> float:
     return math.nan
 
 
-def _js_truthy(value: Any) -> bool:
+def _js_truthy(value: object) -> bool:
     if value is None or value is False:
         return False
     if _is_number(value):
@@ -155,7 +155,7 @@ def _utf16_compare(a: str, b: str) -> int:
     return (a > b) - (a < b)
 
 
-def _js_compare(a: Any, b: Any) -> int | None:
+def _js_compare(a: object, b: object) -> int | None:
     """Abstract relational comparison: -1/0/1, or None when either side is NaN."""
     if _is_array(a) or _is_object(a):
         a = _js_to_string(a)
@@ -169,7 +169,7 @@ def _js_compare(a: Any, b: Any) -> int | None:
     return (x > y) - (x < y)
 
 
-def _js_strict_equal(a: Any, b: Any) -> bool:
+def _js_strict_equal(a: object, b: object) -> bool:
     """``a === b`` (``SameValueZero`` where NaN meets NaN is irrelevant for JSON data)."""
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
@@ -182,7 +182,7 @@ def _js_strict_equal(a: Any, b: Any) -> bool:
     return a is b  # arrays and objects compare by reference
 
 
-def _js_key_order(obj: Mapping[Any, Any]) -> list[Any]:
+def _js_key_order(obj: Mapping[str, object]) -> list[str]:
     # JSON.stringify lists integer-like keys first, ascending, then the rest in insertion order.
     keys = list(obj)
     index_keys = [k for k in keys if isinstance(k, str) and k.isdigit() and str(int(k)) == k]
@@ -192,7 +192,7 @@ def _js_key_order(obj: Mapping[Any, Any]) -> list[Any]:
     return sorted(index_keys, key=int) + rest
 
 
-def _js_stringify(value: Any) -> str:
+def _js_stringify(value: object) -> str:
     if value is None:
         return "null"
     if value is True:
@@ -229,7 +229,7 @@ def _json_quote(text: str) -> str:
 # --- Attribute lookup and versions -------------------------------------------------------------
 
 
-def _get_path(attributes: Any, path: str) -> Any:
+def _get_path(attributes: object, path: str) -> object:
     """Follow a dotted path; a missing step reads as None (JavaScript's null)."""
     current = attributes
     for part in path.split("."):
@@ -247,7 +247,7 @@ def _get_path(attributes: Any, path: str) -> Any:
     return current
 
 
-def _js_type(value: Any) -> str:
+def _js_type(value: object) -> str:
     if value is None:
         return "null"
     if _is_array(value):
@@ -263,7 +263,7 @@ def _js_type(value: Any) -> str:
     return "unknown"
 
 
-def padded_version_string(value: Any) -> str:
+def padded_version_string(value: object) -> str:
     """A string that orders like the version it encodes (GrowthBook's ``paddedVersionString``).
 
     ``v1.2.3+build`` → ``"    1-    2-    3-~"``: drop a leading ``v`` and any build suffix, split
@@ -291,7 +291,9 @@ def _compile_regex(pattern: str, insensitive: bool) -> re.Pattern[str] | None:
 # --- Evaluation ---------------------------------------------------------------------------------
 
 
-def evaluate_condition(condition: Mapping[str, Any] | None, attributes: Mapping[str, Any]) -> bool:
+def evaluate_condition(
+    condition: Mapping[str, object] | None, attributes: Mapping[str, object]
+) -> bool:
     """True when ``attributes`` satisfy ``condition``; an empty condition is always true."""
     if not condition:
         return True
@@ -300,7 +302,7 @@ def evaluate_condition(condition: Mapping[str, Any] | None, attributes: Mapping[
     return _eval_condition(attributes, condition)
 
 
-def _eval_condition(attributes: Any, condition: Mapping[str, Any]) -> bool:
+def _eval_condition(attributes: object, condition: Mapping[str, object]) -> bool:
     for key, value in condition.items():
         if key == "$or":
             if not _eval_or(attributes, value):
@@ -319,23 +321,23 @@ def _eval_condition(attributes: Any, condition: Mapping[str, Any]) -> bool:
     return True
 
 
-def _eval_sub_condition(attributes: Any, condition: Any) -> bool:
+def _eval_sub_condition(attributes: object, condition: object) -> bool:
     return isinstance(condition, Mapping) and _eval_condition(attributes, condition)
 
 
-def _eval_or(attributes: Any, conditions: Any) -> bool:
+def _eval_or(attributes: object, conditions: object) -> bool:
     if not _is_array(conditions) or not conditions:
         return True
     return any(_eval_sub_condition(attributes, c) for c in conditions)
 
 
-def _eval_and(attributes: Any, conditions: Any) -> bool:
+def _eval_and(attributes: object, conditions: object) -> bool:
     if not _is_array(conditions):
         return True
     return all(_eval_sub_condition(attributes, c) for c in conditions)
 
 
-def _is_operator_object(value: Any) -> bool:
+def _is_operator_object(value: object) -> TypeGuard[Mapping[str, object]]:
     return (
         isinstance(value, Mapping)
         and len(value) > 0
@@ -343,7 +345,7 @@ def _is_operator_object(value: Any) -> bool:
     )
 
 
-def _eval_condition_value(expected: Any, actual: Any) -> bool:
+def _eval_condition_value(expected: object, actual: object) -> bool:
     if isinstance(expected, str):
         return _js_to_string(actual) == expected
     if isinstance(expected, bool):
@@ -357,7 +359,7 @@ def _eval_condition_value(expected: Any, actual: Any) -> bool:
     return all(_eval_operator(op, actual, operand) for op, operand in expected.items())
 
 
-def _is_in(actual: Any, expected: list[Any], insensitive: bool) -> bool:
+def _is_in(actual: object, expected: Sequence[object], insensitive: bool) -> bool:
     if insensitive:
         expected = [e.lower() if isinstance(e, str) else e for e in expected]
     candidates = actual if _is_array(actual) else (actual,)
@@ -369,7 +371,7 @@ def _is_in(actual: Any, expected: list[Any], insensitive: bool) -> bool:
     return False
 
 
-def _is_in_all(actual: Any, expected: Any, insensitive: bool) -> bool:
+def _is_in_all(actual: object, expected: object, insensitive: bool) -> bool:
     if not _is_array(actual) or not _is_array(expected):
         return False
     for wanted in expected:
@@ -383,7 +385,7 @@ def _is_in_all(actual: Any, expected: Any, insensitive: bool) -> bool:
     return True
 
 
-def _elem_match(actual: Any, expected: Any) -> bool:
+def _elem_match(actual: object, expected: object) -> bool:
     if not _is_array(actual):
         return False
     if _is_operator_object(expected):
@@ -394,7 +396,7 @@ def _elem_match(actual: Any, expected: Any) -> bool:
     return any(_js_truthy(a) and _eval_condition(a, expected) for a in actual)
 
 
-def _eval_operator(operator: str, actual: Any, expected: Any) -> bool:
+def _eval_operator(operator: str, actual: object, expected: object) -> bool:
     if operator in _ORDER_OPERATORS:
         order = _js_compare(actual, expected)
         if order is None:
@@ -446,11 +448,11 @@ def _eval_operator(operator: str, actual: Any, expected: Any) -> bool:
 
 # --- Compilation --------------------------------------------------------------------------------
 
-Predicate = Callable[[Mapping[str, Any]], bool]
+Predicate = Callable[[Mapping[str, object]], bool]
 _StringTest = Callable[[str], bool]
 
 
-def compile_condition(condition: Mapping[str, Any] | None) -> Predicate | None:
+def compile_condition(condition: Mapping[str, object] | None) -> Predicate | None:
     """``evaluate_condition`` with the work that depends only on the condition done once.
 
     None means "always true". Each top-level attribute becomes its own test; the common shapes
@@ -469,15 +471,15 @@ def compile_condition(condition: Mapping[str, Any] | None) -> Predicate | None:
     return lambda attributes: all(test(attributes) for test in tests)
 
 
-def _compile_entry(key: str, expected: Any) -> Predicate:
-    def general(attributes: Mapping[str, Any]) -> bool:
+def _compile_entry(key: str, expected: object) -> Predicate:
+    def general(attributes: Mapping[str, object]) -> bool:
         return _eval_condition(attributes, {key: expected})
 
     fast = None if key.startswith("$") or "." in key else _string_test(expected)
     if fast is None:
         return general
 
-    def entry(attributes: Mapping[str, Any]) -> bool:
+    def entry(attributes: Mapping[str, object]) -> bool:
         value = attributes.get(key) if type(attributes) is dict else None
         if type(value) is str:
             return fast(value)
@@ -486,7 +488,7 @@ def _compile_entry(key: str, expected: Any) -> Predicate:
     return entry
 
 
-def _string_test(expected: Any) -> _StringTest | None:
+def _string_test(expected: object) -> _StringTest | None:
     """An exact test for a string attribute value, or None when there is no shortcut."""
     if isinstance(expected, str):
         return expected.__eq__
@@ -518,7 +520,7 @@ _VERSION_ORDER: dict[str, Callable[[int], bool]] = {
 # --- Validation ---------------------------------------------------------------------------------
 
 
-def validate_condition(condition: Any) -> list[str]:
+def validate_condition(condition: object) -> list[str]:
     """Human-readable problems with a condition; an empty list means it is valid.
 
     Catches what GrowthBook would silently evaluate as "never matches": unknown operators,
@@ -532,12 +534,12 @@ def validate_condition(condition: Any) -> list[str]:
     return problems
 
 
-def _type_name(value: Any) -> str:
+def _type_name(value: object) -> str:
     name = _js_type(value)
     return name if name != "unknown" else type(value).__name__
 
 
-def _validate_condition(condition: Any, where: str, problems: list[str]) -> None:
+def _validate_condition(condition: object, where: str, problems: list[str]) -> None:
     if not isinstance(condition, Mapping):
         problems.append(f"{where} must be a JSON object, got {_type_name(condition)}")
         return
@@ -561,7 +563,7 @@ def _validate_condition(condition: Any, where: str, problems: list[str]) -> None
             _validate_value(value, key, problems)
 
 
-def _validate_value(value: Any, attribute: str, problems: list[str]) -> None:
+def _validate_value(value: object, attribute: str, problems: list[str]) -> None:
     if not isinstance(value, Mapping):
         return  # a literal: compared for equality
     dollar = [k for k in value if isinstance(k, str) and k.startswith("$")]
@@ -574,7 +576,9 @@ def _validate_value(value: Any, attribute: str, problems: list[str]) -> None:
         _validate_operator(operator, operand, attribute, problems)
 
 
-def _validate_operator(operator: str, operand: Any, attribute: str, problems: list[str]) -> None:
+def _validate_operator(
+    operator: str, operand: object, attribute: str, problems: list[str]
+) -> None:
     where = f"{attribute}: {operator}"
     got = _type_name(operand)
     if operator in _SAVED_GROUP_OPERATORS:

@@ -1,4 +1,4 @@
-"""The /config document (CONTRACT §3, §8.3, §8.7) read into engine objects."""
+"""The /config document (docs/api.md §5, §10, §13) read into engine objects."""
 
 from __future__ import annotations
 

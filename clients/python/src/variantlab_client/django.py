@@ -95,7 +95,10 @@ class VariantsMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         unit_id, new_cookie = self._unit_id(request)
         attributes = self.attributes(request) if self.attributes else {}
-        request.variants = RequestVariants(get_client(), unit_id, attributes)
+        # django-stubs (when installed) do not know this attribute; without them it is Any.
+        request.variants = RequestVariants(  # type: ignore[attr-defined, unused-ignore]
+            get_client(), unit_id, attributes
+        )
         response = self.get_response(request)
         if new_cookie:
             response.set_cookie(

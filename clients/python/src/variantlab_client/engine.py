@@ -1,6 +1,6 @@
 """Deterministic experiment assignment: hash a unit to a point, bucket it, pick a variant.
 
-The rules are GrowthBook's published SDK spec (CONTRACT.md §2), so any GrowthBook SDK given the
+The rules are GrowthBook's published SDK spec (docs/api.md §2), so any GrowthBook SDK given the
 same seed, weights and coverage puts a unit in the same variant:
 
 - ``hash_unit`` maps ``(seed, unit id)`` to a point in [0, 1) with 32-bit FNV-1a over UTF-16
@@ -192,7 +192,7 @@ class VariantConfig:
     weight: float
     is_control: bool
     payload: dict[str, Any]
-    # CONTRACT §8.3: a rolled-back treatment keeps its range, and its units are served control.
+    # docs/api.md §10: a rolled-back treatment keeps its range, and its units are served control.
     rolled_back: bool = False
 
 
@@ -259,7 +259,7 @@ class ExperimentConfig:
 
     @property
     def shipped(self) -> VariantConfig | None:
-        """The variant every unit gets (CONTRACT §8.7), when stopped with a shipped variant."""
+        """The variant every unit gets (docs/api.md §13), when stopped with a shipped variant."""
         return self.variant(self.shipped_variant) if self.status == "stopped" else None
 
 
@@ -284,7 +284,7 @@ def _answers_build(config: ExperimentConfig, control: VariantConfig) -> _Answers
 
 
 def assign(config: ExperimentConfig, unit_id: str, attributes: Mapping[str, Any]) -> Assignment:
-    """The variant one unit sees, and why (CONTRACT.md §2, steps 1-6 in order; §8.3, §8.7).
+    """The variant one unit sees, and why (docs/api.md §2, steps 1-6 in order; §10, §13).
 
     Only ``assigned`` units are in the experiment and get an exposure logged. A forced key that
     names no variant of the experiment is ignored rather than trusted.

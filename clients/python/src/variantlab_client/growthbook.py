@@ -1,4 +1,4 @@
-"""Variantlab's served experiments as GrowthBook's SDK payload (CONTRACT §8.7).
+"""Variantlab's served experiments as GrowthBook's SDK payload (docs/api.md §13).
 
 One feature per experiment, keyed by the experiment key, whose value is the variant payload:
 QA overrides become force rules on ``id``, a shipped experiment a force rule to the shipped
@@ -6,7 +6,7 @@ payload, a paused one serves its default (the control payload) to everyone, and 
 an experiment rule with the same seed, hash version, weights, coverage, condition and
 namespace, so any GrowthBook SDK assigns exactly as Variantlab does. A rolled-back variant
 keeps its weight but gets an empty explicit range: its units fall outside every range and get
-the default, i.e. control, while no other unit moves (§8.3).
+the default, i.e. control, while no other unit moves (§10).
 """
 
 from __future__ import annotations

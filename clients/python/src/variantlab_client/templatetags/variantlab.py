@@ -12,7 +12,7 @@ from variantlab_client.engine import Assignment
 register = template.Library()
 
 
-@register.simple_tag(takes_context=True)  # type: ignore[untyped-decorator]
+@register.simple_tag(takes_context=True)  # type: ignore[untyped-decorator, unused-ignore]
 def variant(context: Any, experiment: str) -> Assignment:
     """The request's assignment in ``experiment`` (``fallback`` without the middleware)."""
     request = context.get("request")

@@ -9,6 +9,7 @@ The check costs one substring search of the raw body; the walk runs only when it
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -46,7 +47,7 @@ class JSONParser(parsers.JSONParser):
     # Views that report NUL per item themselves (POST /events keeps a batch's valid events).
     allow_nul = False
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None):
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         raw = stream.read() if stream is not None else b""
         data = super().parse(io.BytesIO(raw), media_type, parser_context)
         if not self.allow_nul and NUL_ESCAPE in raw:
@@ -63,12 +64,12 @@ class NulTolerantJSONParser(JSONParser):
 class NulInUrlMiddleware:
     """400 for a NUL in the URL path or query: every lookup by key would otherwise be a 500."""
 
-    def __init__(self, get_response: Any) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        # Imported here: experiments.errors imports DRF's views, which import this parser.
-        from experiments.errors import error_body
+        # Imported here: core.errors imports DRF's views, which import this parser.
+        from core.errors import error_body
 
         if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
             where = "path" if "\x00" in request.path else "query"

@@ -20,6 +20,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
+from core.models import ConfigVersion
+
 logger = logging.getLogger(__name__)
 
 REDIS_KEY = "variantlab:config_version"
@@ -37,8 +39,6 @@ def config_version_read() -> int:
     client = _redis()
     if client is not None:
         return int(client.get(REDIS_KEY) or 0)
-    from experiments.models import ConfigVersion
-
     row = ConfigVersion.objects.filter(pk=1).values_list("version", flat=True).first()
     return row or 0
 
@@ -49,8 +49,6 @@ def config_version_bump() -> None:
 
 
 def _bump_now() -> None:
-    from experiments.models import ConfigVersion
-
     # The database row moves too, so a Redis flush cannot leave processes on a stale number.
     updated = ConfigVersion.objects.filter(pk=1).update(version=F("version") + 1)
     if not updated:

@@ -12,17 +12,37 @@ from rest_framework.views import exception_handler
 
 
 class ServiceError(Exception):
-    """A refused operation: carries the HTTP status, a stable code and field messages."""
+    """A refused operation: carries the HTTP status, a stable code and field messages.
 
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = "invalid"
+    Raised anywhere below a view, it leaves every API as the error shape (docs/api.md §4);
+    `extra` adds top-level keys beside `error` (POST /events adds `accepted` and `rejected`).
+    """
 
-    def __init__(self, message: str, *, fields: dict[str, Any] | None = None, code: str = ""):
+    status_code: int = status.HTTP_400_BAD_REQUEST
+    code: str = "invalid"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        fields: dict[str, Any] | None = None,
+        code: str = "",
+        extra: dict[str, Any] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.fields = fields or {}
+        self.extra = extra or {}
         if code:
             self.code = code
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any], **kwargs: Any) -> ServiceError:
+        """The error for these bad fields, its message naming the first of them."""
+        return cls(first_message(fields), fields=fields, **kwargs)
+
+    def body(self) -> dict[str, Any]:
+        return {**error_body(self.code, self.message, self.fields), **self.extra}
 
 
 class ConflictError(ServiceError):
@@ -40,7 +60,12 @@ class UnavailableError(ServiceError):
     code = "unavailable"
 
 
-def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict:
+class TooLargeError(ServiceError):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    code = "too_large"
+
+
+def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
@@ -54,27 +79,27 @@ def _flatten(detail: Any) -> Any:
     return str(detail)
 
 
-def _first_message(fields: Any, path: str = "") -> str:
+def first_message(fields: Any, path: str = "") -> str:
     """The first problem as one line, prefixed with its field path: "variants.0.weight: ..."."""
     if isinstance(fields, dict) and fields:
         key, value = next(iter(fields.items()))
         if key != "non_field_errors":
-            path = f"{path}.{key}" if path else key
-        return _first_message(value, path)
-    if isinstance(fields, list) and fields:
-        return _first_message(fields[0], path)
+            path = f"{path}.{key}" if path else str(key)
+        return first_message(value, path)
+    if isinstance(fields, list | tuple) and fields:
+        return first_message(fields[0], path)
     return f"{path}: {fields}" if path else str(fields)
 
 
 def validation_response(fields: dict[str, Any], status_code: int = 400) -> Response:
     fields = _flatten(fields)
-    message = _first_message(fields) if fields else "Invalid input."
+    message = first_message(fields) if fields else "Invalid input."
     return Response(error_body("invalid", message, fields), status=status_code)
 
 
-def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ServiceError):
-        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status_code)
+        return Response(exc.body(), status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
         fields = (
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
@@ -88,7 +113,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, exceptions.Throttled):
         # DRF's own handler adds the Retry-After header; the code is the contract's.
         response = exception_handler(exc, context)
-        wait = int(exc.wait or 1)
+        assert response is not None  # DRF answers every APIException
+        wait = int(getattr(exc, "wait", None) or 1)
         response.data = error_body(
             "rate_limited",
             f"This API key is over its requests-per-second limit; retry after {wait} s.",
@@ -99,6 +125,6 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return None
     codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
     code = codes if isinstance(codes, str) else "error"
-    detail = response.data.get("detail", "") if isinstance(response.data, dict) else ""
-    response.data = error_body(code, str(detail))
+    message = response.data.get("detail", "") if isinstance(response.data, dict) else ""
+    response.data = error_body(code, str(message))
     return response
