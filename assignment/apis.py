@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -199,10 +200,18 @@ def _answer_json(unit_id: str, result: UnitAssignments, config: AssignmentConfig
             part = rendered[memo_key] = _render({key: _assignment_json(assignment)})[1:-1]
         parts.append(part)
     return b'{"unit_id":%s,"assignments":{%s},"unknown":%s}' % (
-        _render(unit_id),
+        _render_text(unit_id),
         b",".join(parts),
-        _render(result.unknown),
+        _render(result.unknown) if result.unknown else b"[]",
     )
+
+
+def _render_text(text: str) -> bytes:
+    """DRF's rendering of one string (UTF-8, U+2028/U+2029 escaped), without its encoder."""
+    rendered = encode_basestring(text)
+    if "\u2028" in rendered or "\u2029" in rendered:
+        rendered = rendered.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return rendered.encode()
 
 
 def _render(data: Any) -> bytes:

@@ -151,3 +151,10 @@ def test_dispatch__exact_paths_and_prefixes() -> None:
     ]:
         dispatch({"PATH_INFO": path}, None)
     assert seen == ["machine", "machine", "full", "full", "full", "full"]
+
+
+def test_machine_api_paths__cover_exactly_the_machine_routes(settings) -> None:
+    from config.urls import machine_api_urlpatterns
+
+    routes = {"/" + str(p.pattern).split("<", 1)[0] for p in machine_api_urlpatterns}
+    assert routes == set(settings.MACHINE_API_PATHS)
