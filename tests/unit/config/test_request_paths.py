@@ -78,6 +78,19 @@ def test_assign__machine_path__same_answer_as_full_stack_without_browser_headers
     assert headers["Referrer-Policy"] == "same-origin"
 
 
+def test_events__machine_path__stored(raw_key) -> None:
+    from events.models import Outcome
+
+    batch = {"events": [{"type": "outcome", "unit_id": "u1", "name": "buy", "event_id": "o-1"}]}
+    status, headers, content = call(
+        "POST", "/api/v1/events", json.dumps(batch).encode(), authorization=f"Bearer {raw_key}"
+    )
+    assert status == 202, content
+    assert json.loads(content) == {"accepted": 1, "rejected": []}
+    assert Outcome.objects.get(event_id="o-1").unit_id == "u1"
+    assert "X-Frame-Options" not in headers
+
+
 @pytest.mark.parametrize(
     "path",
     ["/api/v1/config", "/api/v1/features", "/api/v1/events"],
