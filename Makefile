@@ -56,7 +56,7 @@ beat: install
 	$(BIN)/celery -A config beat --loglevel=INFO
 
 ## Benchmarks (PostgreSQL + Redis on 127.0.0.1; see docs/benchmarks.md). Not part of `make test`.
-## The assign runs exit non-zero while their p99 target is missed (see docs/benchmarks.md).
+## benchmarks/assign.py exits non-zero when one of its targets is missed (see docs/benchmarks.md).
 bench: install
 	$(BIN)/python benchmarks/stats.py
 	-$(BIN)/python benchmarks/assign.py

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -151,12 +152,8 @@ def _answer_usual(request: HttpRequest) -> HttpResponse | None:
         or not 0 < _content_length(meta) <= USUAL_MAX_BODY
     ):
         return None
-    raw_key = bearer_key(meta.get("HTTP_AUTHORIZATION", ""))
-    identity = key_identity(raw_key) if raw_key else None
-    if identity is None or not identity.allows(AssignApi.required_scopes):
+    if not _usual_key(request, AssignApi.required_scopes):
         return None
-    if over_rate_limit(identity, request) is not None:
-        return None  # DRF answers the 429 (the request is counted once)
     if NUL_ESCAPE in request.body:
         return None  # DRF's parser answers 400 naming the field (PostgreSQL cannot store NUL)
     try:
@@ -172,6 +169,32 @@ def _answer_usual(request: HttpRequest) -> HttpResponse | None:
     response = HttpResponse(_answer_json(data["unit_id"], result, config), content_type=JSON)
     response["Allow"] = "POST, OPTIONS"
     return response
+
+
+def _usual_key(request: HttpRequest, scope: str) -> bool:
+    """Whether the request carries a known key with `scope` that is within its rate limit: the
+    cases DRF's authentication, permission and throttle classes would let through unchanged."""
+    raw_key = bearer_key(request.META.get("HTTP_AUTHORIZATION", ""))
+    identity = key_identity(raw_key) if raw_key else None
+    if identity is None or not identity.allows(scope):
+        return False
+    # Over the limit, DRF answers the 429 (the request is counted once).
+    return over_rate_limit(identity, request) is None
+
+
+def _usual_get(request: HttpRequest) -> bool:
+    """A plain GET that DRF would answer with its JSON renderer and no negotiation."""
+    meta = request.META
+    return (
+        request.method == "GET"
+        and not meta.get("QUERY_STRING")
+        and meta.get("HTTP_ACCEPT", "*/*") in ("*/*", "application/json")
+        and _usual_key(request, "assign")
+    )
+
+
+# What DRF's APIView puts in `Allow` for a view with only `get`.
+GET_ALLOW = "GET, HEAD, OPTIONS"
 
 
 def _content_length(meta: dict[str, Any]) -> int:
@@ -217,10 +240,18 @@ def _answer_json(unit_id: str, result: UnitAssignments, config: AssignmentConfig
             part = rendered[memo_key] = _render({key: _assignment_json(assignment)})[1:-1]
         parts.append(part)
     return b'{"unit_id":%s,"assignments":{%s},"unknown":%s}' % (
-        _render(unit_id),
+        _render_text(unit_id),
         b",".join(parts),
-        _render(result.unknown),
+        _render(result.unknown) if result.unknown else b"[]",
     )
+
+
+def _render_text(text: str) -> bytes:
+    """DRF's rendering of one string (UTF-8, U+2028/U+2029 escaped), without its encoder."""
+    rendered = encode_basestring(text)
+    if "\u2028" in rendered or "\u2029" in rendered:
+        rendered = rendered.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return rendered.encode()
 
 
 def _render(data: Any) -> bytes:
@@ -286,6 +317,15 @@ class ConfigApi(APIView):
 
     required_scopes = "assign"
 
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        # Apps poll this every few seconds, mostly for a 304: the usual GET skips DRF's
+        # per-request machinery, which costs more than the answer (docs/architecture.md).
+        if _usual_get(request):
+            response = _config_response(request, assignment_config.get())
+            response["Allow"] = GET_ALLOW
+            return response
+        return super().dispatch(request, *args, **kwargs)
+
     @extend_schema(
         responses={
             200: ConfigOutput,
@@ -293,14 +333,11 @@ class ConfigApi(APIView):
         }
     )
     def get(self, request: Request) -> HttpResponse:
-        config = assignment_config.get()
-        if config.etag in _etags(request.headers.get("If-None-Match", "")):
-            response = HttpResponse(status=304)
-        else:
-            response = HttpResponse(config.config_body, content_type="application/json")
-        response["ETag"] = config.etag
-        response["Cache-Control"] = "no-cache"
-        return response
+        return _config_response(request, assignment_config.get())
+
+
+def _config_response(request: HttpRequest, config: AssignmentConfig) -> HttpResponse:
+    return _conditional_response(request, config.config_body, config.etag)
 
 
 def _etags(header: str) -> set[str]:
@@ -308,11 +345,16 @@ def _etags(header: str) -> set[str]:
 
 
 def _features_response(request: HttpRequest, config: AssignmentConfig) -> HttpResponse:
-    if config.features_etag in _etags(request.headers.get("If-None-Match", "")):
+    return _conditional_response(request, config.features_body, config.features_etag)
+
+
+def _conditional_response(request: HttpRequest, body: bytes, etag: str) -> HttpResponse:
+    """`body`, or a 304 when the request's If-None-Match names `etag`."""
+    if etag in _etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
         response = HttpResponse(status=304)
     else:
-        response = HttpResponse(config.features_body, content_type="application/json")
-    response["ETag"] = config.features_etag
+        response = HttpResponse(body, content_type=JSON)
+    response["ETag"] = etag
     response["Cache-Control"] = "no-cache"
     return response
 
@@ -323,6 +365,13 @@ class FeaturesApi(APIView):
     for `/config`."""
 
     required_scopes = "assign"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if _usual_get(request):  # as ConfigApi
+            response = _features_response(request, assignment_config.get())
+            response["Allow"] = GET_ALLOW
+            return response
+        return super().dispatch(request, *args, **kwargs)
 
     @extend_schema(
         responses={

@@ -69,6 +69,22 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# What apps call on their own request path (config/handlers.py): API-key only, no browser, so
+# no sessions, CSRF, auth, audit actor, messages, static files or frame options. The security
+# headers (nosniff, HSTS, referrer policy), host validation and the NUL check stay.
+MACHINE_API_PATHS = (
+    "/api/v1/assign",
+    "/api/v1/config",
+    "/api/v1/features",
+    "/api/v1/events",
+    "/api/features/",
+)
+MACHINE_API_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "core.parsers.NulInUrlMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+
 # HTTPS: off by default so plain HTTP on the loopback works (demo, tests, a reverse proxy on
 # the same host); docs/production.md and docker/.env.example switch all of it on for a site
 # served over HTTPS. `manage.py check --deploy` is clean with those set.

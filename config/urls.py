@@ -2,22 +2,24 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from assignment.urls import sdk_urlpatterns
+from assignment.urls import urlpatterns as assignment_urlpatterns
 from config.health import healthz, readyz
+from events.urls import urlpatterns as events_urlpatterns
+
+# The machine API (settings.MACHINE_API_PATHS), flat and first: it resolves in one step.
+machine_api_urlpatterns = [*assignment_urlpatterns, *events_urlpatterns]
 
 api_v1 = [
-    path("", include("assignment.urls")),
     path("", include("experiments.urls")),
-    path("", include("events.urls")),
     path("", include("analysis.urls")),
     path("", include("audit.urls")),
 ]
 
 urlpatterns = [
+    *machine_api_urlpatterns,
     path("admin/experiments/experiment/", include("analysis.export_views")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
-    path("api/features/", include(sdk_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),

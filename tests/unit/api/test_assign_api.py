@@ -279,6 +279,38 @@ def test_config__etag__304_on_match_and_changes_with_config(
     assert changed.json()["experiments"][0]["coverage"] == 0.5
 
 
+@pytest.mark.parametrize("path", ["/api/v1/config", "/api/v1/features"])
+def test_config_and_features__usual_get__answered_outside_drf_with_drf_identical_answer(
+    api, monkeypatch, path
+) -> None:
+    from assignment import apis
+    from assignment.apis import ConfigApi, FeaturesApi
+
+    make_experiment("ranker", forced_assignments={"qa": "treatment"})
+    etag = api.get(path)["ETag"]
+    for headers in [{}, {"HTTP_IF_NONE_MATCH": etag}, {"HTTP_IF_NONE_MATCH": '"stale"'}]:
+        # When the same GET is answered by DRF (the fast path off) and by the fast path
+        with monkeypatch.context() as patched:
+            patched.setattr(apis, "_usual_get", lambda request: False)
+            drf = api.get(path, **headers)
+        with monkeypatch.context() as patched:
+            patched.setattr(ConfigApi, "initial", _drf_must_not_run)
+            patched.setattr(FeaturesApi, "initial", _drf_must_not_run)
+            usual = api.get(path, **headers)
+        # Then status, headers and body are the same, byte for byte
+        assert usual.status_code == drf.status_code
+        assert usual.content == drf.content
+        assert dict(usual.headers) == dict(drf.headers)
+    assert api.get(path, HTTP_IF_NONE_MATCH=etag).status_code == 304
+
+
+def test_config__usual_get_without_assign_scope__drf_answers_403(make_api_client) -> None:
+    make_experiment("ranker")
+    response = make_api_client("read").get("/api/v1/config")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "permission_denied"
+
+
 def growthbook_variant(config: dict, unit_id: str, attributes: dict) -> str:
     """Evaluate one /config experiment locally with GrowthBook's own Python SDK."""
     layer = config["layer"]

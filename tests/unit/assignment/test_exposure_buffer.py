@@ -82,3 +82,24 @@ def test_assign__buffering_configured_but_eager__writes_immediately(api, setting
     make_experiment("ranker")
     api.post("/api/v1/assign", {"unit_id": "u"}, format="json")
     assert Exposure.objects.filter(unit_id="u").exists()
+
+
+def test_request_ids__unique_within_a_process_and_across_a_fork() -> None:
+    import os
+
+    from assignment.services import request_id_next
+
+    ids = [request_id_next() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a forked worker
+        os.write(write, request_id_next().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child_id = os.read(read, 64).decode()
+    os.close(read), os.close(write)
+    # The child drew its own prefix: it can never repeat an id of the parent.
+    assert child_id[:20] != ids[0][:20]
+    assert request_id_next()[:20] == ids[0][:20]
