@@ -26,7 +26,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 
 from analysis import charts
-from analysis.dashboard_selectors import ResultsData, experiment_results, experiments_overview
+from analysis.dashboard_selectors import (
+    ResultsData,
+    experiment_results,
+    experiments_overview,
+    metric_names,
+)
 from analysis.models import SnapshotState
 from analysis.services import reason_text
 from analysis.stats import sample_size
@@ -132,12 +137,13 @@ def overview_view(request: HttpRequest, model_admin: admin.ModelAdmin) -> HttpRe
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     now = timezone.now()
+    names = metric_names()
     rows = []
     for row in experiments_overview():
         e = row.experiment
         verdicts = [
             {
-                "text": f"{metric} · {variant}: {fmt_percent(relative)}",
+                "text": f"{names.get(metric, metric)} · {variant}: {fmt_percent(relative)}",
                 "decision": decision or "inconclusive",
                 "decision_text": DECISION_TEXT.get(decision or "inconclusive", decision),
             }
@@ -157,8 +163,10 @@ def overview_view(request: HttpRequest, model_admin: admin.ModelAdmin) -> HttpRe
                 "srm_p": fmt_p(row.srm_p_value),
                 "verdicts": verdicts,
                 "alerts": [
-                    f"{a.get('variant')} harms {a.get('metric')}" for a in row.guardrail_alerts
+                    f"{a.get('variant')} harms {names.get(a.get('metric'), a.get('metric'))}"
+                    for a in row.guardrail_alerts
                 ],
+                "shipped": e.shipped_variant if e.status == "stopped" else "",
                 "guardrail_status": row.guardrail_status,
             }
         )
@@ -380,7 +388,10 @@ def results_context(data: ResultsData, now: dt.datetime) -> dict[str, Any]:
                 for variant, weight in weights.items()
             ],
         },
-        guardrail_alerts=results.get("guardrail_alerts") or [],
+        guardrail_alerts=[
+            {**a, "metric": names.get(a.get("metric"), a.get("metric"))}
+            for a in results.get("guardrail_alerts") or []
+        ],
         guardrail_status=results.get("guardrail_status"),
         guardrail_text=GUARDRAIL_STATUS_TEXT.get(results.get("guardrail_status") or "", ""),
         look=_look_text(results, experiment),

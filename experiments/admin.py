@@ -19,6 +19,7 @@ from django.urls import path, reverse
 from assignment.engine import assign
 from assignment.selectors import experiment_config_build
 from experiments import services
+from experiments.admin_lifecycle import MOVES, lifecycle_steps, move_text
 from experiments.errors import ServiceError
 from experiments.models import (
     ApiKey,
@@ -43,6 +44,13 @@ from experiments.validation import (
     frozen_variant_errors,
     variant_set_errors,
 )
+
+# Variantlab's own name on every admin page (not "Django administration"); "View site" goes to
+# the results dashboard, which `/` also redirects to.
+admin.site.site_header = "Variantlab"
+admin.site.site_title = "Variantlab"
+admin.site.index_title = "Experiments, metrics and results"
+admin.site.site_url = "/"
 
 ABOUT_FIELDS = ("key", "name", "hypothesis", "owner")
 TRAFFIC_FIELDS = (
@@ -70,6 +78,8 @@ class PrettyJSONWidget(forms.Textarea):
         )
 
     def format_value(self, value: Any) -> str:
+        if value is None or value == "":
+            return ""  # an empty box, not the word "null"
         if isinstance(value, str):
             try:
                 value = json.loads(value)
@@ -460,24 +470,43 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
         return custom + super().get_urls()
 
     def move_view(self, request: HttpRequest, object_id: int, move: str) -> HttpResponse:
-        """Start, pause, stop or ship from the buttons on the experiment page (POST only)."""
+        """Start, pause, stop or ship: GET shows what will happen to traffic and asks to
+        confirm; POST (the confirmation's button) moves through the services."""
         experiment = get_object_or_404(Experiment, pk=object_id)
         change_url = reverse("admin:experiments_experiment_change", args=[object_id])
+        variant = request.POST.get("variant", "") or request.GET.get("variant", "")
         if request.method != "POST":
-            return HttpResponseRedirect(change_url)
+            if not self.has_change_permission(request, experiment):
+                raise PermissionDenied
+            shown = "resume" if move == "start" and experiment.status == Status.PAUSED else move
+            if shown not in MOVES or (move == "ship" and not variant):
+                return HttpResponseRedirect(change_url)
+            return self._confirm_page(request, experiment, shown, variant, move=move)
         if not self.has_change_permission(request, experiment):
             raise PermissionDenied  # a Viewer: a plain 403, never a silent redirect
-        self._apply_move(request, experiment, move, request.POST.get("variant", ""))
+        self._apply_move(request, experiment, move, variant)
         return HttpResponseRedirect(change_url)
 
     def rollback_view(self, request: HttpRequest, object_id: int, variant: str) -> HttpResponse:
-        """The "Roll back" button of one variant (POST with a reason): the API's service."""
+        """The "Roll back" button of one variant: GET asks to confirm (with the reason), POST
+        (with a reason) rolls back through the API's service."""
         experiment = get_object_or_404(Experiment, pk=object_id)
         change_url = reverse("admin:experiments_experiment_change", args=[object_id])
-        if request.method != "POST":
-            return HttpResponseRedirect(change_url)
         if not self.has_change_permission(request, experiment):
             raise PermissionDenied
+        if request.method != "POST":
+            if not experiment.variants.filter(key=variant, is_control=False).exists():
+                return HttpResponseRedirect(change_url)
+            return self._confirm_page(
+                request,
+                experiment,
+                "rollback",
+                variant,
+                reason=request.GET.get("reason", ""),
+                action=reverse(
+                    "admin:experiments_experiment_rollback", args=[object_id, variant]
+                ),
+            )
         try:
             services.variant_rollback(
                 experiment=experiment,
@@ -485,18 +514,48 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
                 reason=request.POST.get("reason", ""),
             )
         except ServiceError as exc:
-            self.message_user(request, f"{experiment.key}: {exc.message}", messages.ERROR)
+            self.message_user(request, f"{experiment.name}: {exc.message}", messages.ERROR)
         else:
-            self.message_user(
-                request,
-                f"{experiment.key}: '{variant}' rolled back; its units now get the control.",
-                messages.SUCCESS,
-            )
+            text = move_text("rollback", name=experiment.name, variant=variant)
+            self.message_user(request, text["done"], messages.SUCCESS)
         return HttpResponseRedirect(change_url)
+
+    def _confirm_page(
+        self,
+        request: HttpRequest,
+        experiment: Experiment,
+        shown: str,
+        variant: str,
+        *,
+        move: str = "",
+        reason: str = "",
+        action: str = "",
+    ) -> HttpResponse:
+        from django.template.response import TemplateResponse
+
+        text = move_text(shown, name=experiment.name, variant=variant)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": text["title"],
+            "opts": self.model._meta,
+            "original": experiment,
+            "text": text,
+            "move": shown,
+            "variant": variant,
+            "reason": reason,
+            "steps": lifecycle_steps(experiment),
+            "action": action
+            or reverse("admin:experiments_experiment_move", args=[experiment.pk, move]),
+            "change_url": reverse("admin:experiments_experiment_change", args=[experiment.pk]),
+        }
+        return TemplateResponse(
+            request, "admin/experiments/experiment/confirm_move.html", context
+        )
 
     def _apply_move(
         self, request: HttpRequest, experiment: Experiment, move: str, variant: str = ""
     ) -> None:
+        resuming = experiment.status == Status.PAUSED
         try:
             if move == "start":
                 services.experiment_start(experiment=experiment)
@@ -507,10 +566,13 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
             else:
                 raise ServiceError(f"Unknown action '{move}'.")
         except ServiceError as exc:
-            self.message_user(request, f"{experiment.key}: {exc.message}", messages.ERROR)
+            self.message_user(request, f"{experiment.name}: {exc.message}", messages.ERROR)
         else:
-            done = f"shipped '{variant}'" if variant else f"{move} done"
-            self.message_user(request, f"{experiment.key}: {done}.", messages.SUCCESS)
+            shown = "resume" if move == "start" and resuming else move
+            shown = "ship" if variant and move in ("stop", "ship") else shown
+            shown = "stop" if shown == "ship" and not variant else shown
+            text = move_text(shown, name=experiment.name, variant=variant)
+            self.message_user(request, text["done"], messages.SUCCESS)
 
     @admin.action(description="Start or resume selected experiments")
     def start_selected(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
@@ -560,6 +622,7 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
                 v for v in experiment.variants.all() if not v.is_control
             ]
             extra_context["can_roll_back"] = experiment.status in services.ROLLBACK_STATUSES
+            extra_context["steps"] = lifecycle_steps(experiment)
         return super().change_view(request, object_id, form_url, extra_context)
 
     def _preview_context(self, request: HttpRequest, experiment: Experiment) -> dict:
@@ -570,11 +633,14 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
         if form.is_valid():
             try:
                 config = experiment_config_build(experiment)
-                context["preview"] = assign(
+                answer = assign(
                     config,
                     form.cleaned_data["preview_unit_id"],
                     form.cleaned_data["preview_attributes"],
                 )
+                context["preview"] = answer
+                # The payload as an app receives it: JSON, not Python's repr of a dict.
+                context["preview_payload"] = json.dumps(answer.payload, indent=2, sort_keys=True)
             except Exception as exc:  # an incomplete draft cannot be evaluated yet
                 context["preview_error"] = f"Cannot evaluate this configuration yet: {exc}"
         return context
