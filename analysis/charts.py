@@ -221,7 +221,10 @@ def effect_over_time(
     title = title or "Relative effect over time"
     points = sorted((p for p in points if p.estimate is not None), key=lambda p: p.at)
     if not points:
-        return _empty(layout.width, layout.height, title, "No snapshots yet", "vl-over-time")
+        # The analyses exist (this chart is drawn for one of their series) but none had an
+        # estimate yet, e.g. too few units: saying "no snapshots" would contradict the page.
+        message = "No estimate in the analyses so far"
+        return _empty(layout.width, layout.height, title, message, "vl-over-time")
     x = _time_scale(points, layout)
     values = [v for p in points for v in (p.estimate, p.low, p.high) if v is not None]
     y_low, y_high = padded_domain(values)
@@ -280,7 +283,8 @@ def effect_over_time(
 
 
 def _date(moment: dt.datetime) -> str:
-    return moment.strftime("%b %d %H:%M").replace(" 0", " ")
+    # With the year: a long experiment's axis can cross New Year, and a date alone is ambiguous.
+    return moment.strftime("%b %d, %Y %H:%M").replace(" 0", " ")
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,7 +102,7 @@ def test_effect_over_time__single_or_no_points__still_draws() -> None:
     at = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
     one = parse(charts.effect_over_time([charts.EffectPoint(at, 0.1, 0.0, 0.2)]))
     assert one.find("svg:polygon[@class='vl-band']", NS) is not None
-    assert "No snapshots yet" in charts.effect_over_time(
+    assert "No estimate in the analyses so far" in charts.effect_over_time(
         [charts.EffectPoint(at, None, None, None)]
     )
 

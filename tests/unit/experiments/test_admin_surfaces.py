@@ -134,3 +134,15 @@ def test_export_page__breadcrumb__names_the_experiment_and_its_results(admin_cli
     crumbs = crumbs[: crumbs.index("</div>")]
     for expected in ("Home", "Experiments", f"{EXP}/{experiment.pk}/change/", "Results", "Export"):
         assert expected in crumbs
+
+
+def test_dashboard__shipped_experiment__says_shipped_variant_and_date(admin_client) -> None:
+    from experiments import services
+
+    experiment = make_experiment("ranker")
+    services.experiment_stop(experiment=experiment, shipped_variant="treatment")
+    stopped = Experiment.objects.get(pk=experiment.pk)
+    page = admin_client.get(f"{EXP}/dashboard/").content.decode()
+    expected = f"Shipped: <strong>treatment</strong> on {stopped.stopped_at:%b} "
+    assert expected in page
+    assert f"{stopped.stopped_at.day}, {stopped.stopped_at.year}" in page
