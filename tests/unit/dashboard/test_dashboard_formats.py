@@ -35,9 +35,7 @@ def test_recent_daily_units__long_experiment__last_seven_days_only() -> None:
         {"date": (START.date() + dt.timedelta(days=d)).isoformat(), "variant": "c", "units": u}
         for d, u in enumerate([500] * 10 + [100] * 7)
     ]
-    as_of = dt.datetime.combine(
-        START.date() + dt.timedelta(days=17), dt.time(0, 0), tzinfo=dt.UTC
-    )
+    as_of = dt.datetime.combine(START.date() + dt.timedelta(days=17), dt.time(0, 0), tzinfo=dt.UTC)
     rate = recent_daily_units(days, started_at=START, as_of=as_of)
     assert rate == pytest.approx(100.0)
 
@@ -69,8 +67,6 @@ def test_fixed_decimals__scale__four_significant_digits_of_the_largest_mean() ->
 
 
 def test_effect_over_time__axis_dates__carry_the_year() -> None:
-    points = [
-        charts.EffectPoint(START + dt.timedelta(days=d), 0.1, 0.0, 0.2) for d in range(3)
-    ]
+    points = [charts.EffectPoint(START + dt.timedelta(days=d), 0.1, 0.0, 0.2) for d in range(3)]
     svg = charts.effect_over_time(points)
     assert "Nov 28, 2026 12:00" in svg and "Nov 30, 2026 12:00" in svg

@@ -95,9 +95,7 @@ def test_demo_results__recomputed_from_exports_with_pandas__match(admin_client) 
         summary = export_frame(experiment, "summary", "parquet")
         for fmt in ("csv", "json"):
             assert list(export_frame(experiment, "units", fmt).columns) == list(units.columns)
-            assert list(export_frame(experiment, "summary", fmt).columns) == list(
-                summary.columns
-            )
+            assert list(export_frame(experiment, "summary", fmt).columns) == list(summary.columns)
         # and the product team reads the results page
         page = admin_client.get(f"/admin/experiments/experiment/{experiment.pk}/results/")
         parser = ResultsTables()
