@@ -262,11 +262,72 @@ def changed_only(data: dict[str, Any], stored: Experiment) -> dict[str, Any]:
     return changed
 
 
+PLANNER_FIELDS = ("plan_metric_type", "plan_baseline", "plan_mde", "plan_sd", "plan_daily_units")
+
+
 class ExperimentForm(forms.ModelForm):
+    # The sample-size planner of the create page (the `<id>/plan/` page's computation): with a
+    # baseline, and no planned sample size typed in, saving fills `planned_sample_size`.
+    plan_metric_type = forms.ChoiceField(
+        label="Primary metric type",
+        choices=[("proportion", "Conversion (proportion)"), ("mean", "Mean")],
+        initial="proportion",
+        required=False,
+    )
+    plan_baseline = forms.FloatField(
+        label="Baseline",
+        required=False,
+        help_text="The control's current rate (e.g. 0.12) or mean.",
+    )
+    plan_mde = forms.FloatField(
+        label="Minimum detectable effect",
+        required=False,
+        initial=0.05,
+        min_value=0.0001,
+        help_text="The smallest relative change worth finding (0.05 = 5 %).",
+    )
+    plan_sd = forms.FloatField(
+        label="Standard deviation",
+        required=False,
+        min_value=0.0,
+        help_text="Mean metrics only: the per-unit spread.",
+    )
+    plan_daily_units = forms.FloatField(
+        label="Traffic (units per day)",
+        required=False,
+        min_value=1.0,
+        help_text="Units entering the experiment per day, all variants together.",
+    )
+
     class Meta:
         model = Experiment
         fields = (*ABOUT_FIELDS, *TRAFFIC_FIELDS, "planned_sample_size", *ANALYSIS_FIELDS)
         widgets = {"condition": PrettyJSONWidget(rows=6)}
+
+
+def planned_from_form(cleaned: dict[str, Any], data: dict[str, Any]) -> Any:
+    """The planner's `SampleSizePlan` for a new experiment's form, or None when not asked for
+    (no baseline) or when a planned sample size was typed in. ValueError: impossible inputs."""
+    if cleaned.get("planned_sample_size") or cleaned.get("plan_baseline") is None:
+        return None
+    from analysis.stats import sample_size
+
+    analysis = data.get("analysis", {})
+    variants = data.get("variants") or []
+    weights = [v["weight"] for v in sorted(variants, key=lambda v: not v["is_control"])]
+    return sample_size(
+        cleaned.get("plan_metric_type") or "proportion",
+        cleaned["plan_baseline"],
+        cleaned.get("plan_mde") or 0.05,
+        standard_deviation=cleaned.get("plan_sd"),
+        alpha=analysis.get("alpha") or 0.05,
+        variants=max(2, len(weights)),
+        weights=weights if len(weights) >= 2 else None,
+        method=analysis.get("method") or "sequential",
+        sequential_tuning=analysis.get("sequential_tuning"),
+        planned_looks=analysis.get("planned_looks") or 5,
+        daily_units=cleaned.get("plan_daily_units"),
+    )
 
 
 class PreviewForm(forms.Form):
@@ -344,9 +405,24 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
         current = Experiment.objects.get(pk=form.instance.pk) if change else None
         if current is not None:
             data = changed_only(data, current)
+        plan = None
+        if not change:
+            try:
+                plan = planned_from_form(form.cleaned_data, data)
+            except (ValueError, ArithmeticError) as exc:
+                raise ServiceError(f"The sample-size planner cannot plan this: {exc}") from exc
+            if plan is not None:
+                data["planned_sample_size"] = plan.total_units
         saved = services.experiment_save(data=data, experiment=current)
         form.instance.pk = saved.pk
         form.instance._state.adding = False
+        if plan is not None:
+            days = f", about {plan.days_to_max:,} days at your traffic" if plan.days_to_max else ""
+            self.message_user(
+                request,
+                f"Planned sample size set to {plan.total_units:,} units{days}.",
+                messages.INFO,
+            )
 
     def changeform_view(
         self,
@@ -417,7 +493,18 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
         return fields
 
     def get_fieldsets(self, request: HttpRequest, obj: Experiment | None = None) -> Any:
-        if obj is None or obj.status not in LIVE_STATUSES:
+        if obj is None:
+            planner = (
+                "Plan the sample size",
+                {
+                    "fields": PLANNER_FIELDS,
+                    "description": "Leave the planned sample size empty and give a baseline: "
+                    "saving fills it with the units needed to detect the effect (80 % power, "
+                    "the analysis settings above, the variants' weights).",
+                },
+            )
+            return (*self.fieldsets, planner)
+        if obj.status not in LIVE_STATUSES:
             return self.fieldsets
         analysis = ("analysis_frozen", "planned_sample_size", *ANALYSIS_FIELDS)
         return (*self.fieldsets[:3], ("Analysis", {"fields": analysis}))

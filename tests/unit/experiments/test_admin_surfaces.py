@@ -146,3 +146,42 @@ def test_dashboard__shipped_experiment__says_shipped_variant_and_date(admin_clie
     expected = f"Shipped: <strong>treatment</strong> on {stopped.stopped_at:%b} "
     assert expected in page
     assert f"{stopped.stopped_at.day}, {stopped.stopped_at.year}" in page
+
+
+def test_create_page__planner_inputs__fill_planned_sample_size(admin_client) -> None:
+    from analysis.stats import sample_size
+    from tests.unit.experiments.test_admin import add_form
+
+    # Given the create page with the planner (baseline 10 %, +10 % relative, 1,000 units/day)
+    page = admin_client.get(f"{EXP}/add/").content.decode()
+    assert "Plan the sample size" in page and 'name="plan_baseline"' in page
+    data = add_form("planned", [("control", 0.5, True), ("treatment", 0.5, False)])
+    data.update(plan_metric_type="proportion", plan_baseline="0.1", plan_mde="0.1")
+    data.update(plan_daily_units="1000", planned_sample_size="")
+    # When it is saved
+    response = admin_client.post(f"{EXP}/add/", data, follow=True)
+    # Then planned_sample_size is the planner's answer for these inputs and settings
+    expected = sample_size(
+        "proportion",
+        0.1,
+        0.1,
+        alpha=0.05,
+        weights=[0.5, 0.5],
+        method="sequential",
+        daily_units=1000,
+    )
+    saved = Experiment.objects.get(key="planned")
+    assert saved.planned_sample_size == expected.total_units > 0
+    assert (
+        f"Planned sample size set to {expected.total_units:,} units" in response.content.decode()
+    )
+    assert f"about {expected.days_to_max:,} days" in response.content.decode()
+
+
+def test_create_page__planned_size_typed_in__planner_leaves_it(admin_client) -> None:
+    from tests.unit.experiments.test_admin import add_form
+
+    data = add_form("typed", [("control", 0.5, True), ("treatment", 0.5, False)])
+    data.update(plan_baseline="0.1", plan_mde="0.1", planned_sample_size="1234")
+    admin_client.post(f"{EXP}/add/", data)
+    assert Experiment.objects.get(key="typed").planned_sample_size == 1234
