@@ -77,6 +77,14 @@ class PrettyJSONWidget(forms.Textarea):
             }
         )
 
+    def get_context(self, name: str, value: Any, attrs: dict | None) -> dict[str, Any]:
+        context = super().get_context(name, value, attrs)
+        # Tall enough for the whole document: a JSON payload is never cut off in a scroll box.
+        lines = context["widget"]["value"].count("\n") + 1 if context["widget"]["value"] else 1
+        rows = max(int(self.attrs.get("rows", 4)), lines + 1)
+        context["widget"]["attrs"]["rows"] = rows
+        return context
+
     def format_value(self, value: Any) -> str:
         if value is None or value == "":
             return ""  # an empty box, not the word "null"
