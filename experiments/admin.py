@@ -19,7 +19,12 @@ from django.urls import path, reverse
 from assignment.engine import assign
 from assignment.selectors import experiment_config_build
 from experiments import services
-from experiments.admin_lifecycle import MOVES, lifecycle_steps, move_text
+from experiments.admin_lifecycle import (
+    MOVES,
+    assignment_reason_text,
+    lifecycle_steps,
+    move_text,
+)
 from experiments.errors import ServiceError
 from experiments.models import (
     ApiKey,
@@ -734,6 +739,7 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
                     form.cleaned_data["preview_attributes"],
                 )
                 context["preview"] = answer
+                context["preview_reason"] = assignment_reason_text(answer.reason)
                 # The payload as an app receives it: JSON, not Python's repr of a dict.
                 context["preview_payload"] = json.dumps(answer.payload, indent=2, sort_keys=True)
             except Exception as exc:  # an incomplete draft cannot be evaluated yet

@@ -148,3 +148,21 @@ def move_text(move: str, *, name: str, variant: str = "") -> dict[str, str]:
         "traffic": text.traffic.format(**values),
         "done": text.done.format(**values),
     }
+
+
+# The assignment reasons of CONTRACT §2 / §8 in words, for the preview (codes stay beside them).
+ASSIGNMENT_REASON_TEXT = {
+    "assigned": "assigned by the hash, as every unit in the experiment",
+    "forced": "a QA override (forced assignment); never analysed",
+    "not_targeted": "the attributes do not match the targeting condition, so it gets the control",
+    "not_in_layer": "the unit falls outside this experiment's share of the layer",
+    "not_in_traffic": "the unit falls outside the coverage, so it gets the control",
+    "not_running": "the experiment is not running, so everyone gets the control",
+    "shipped": "the experiment shipped this variant to everyone",
+    "rolled_back": "its variant was rolled back, so it gets the control",
+    "fallback": "the client's fallback (Variantlab could not be reached)",
+}
+
+
+def assignment_reason_text(code: str) -> str:
+    return ASSIGNMENT_REASON_TEXT.get(code, code.replace("_", " "))

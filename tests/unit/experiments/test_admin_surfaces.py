@@ -125,6 +125,8 @@ def test_preview__payload__printed_as_json(admin_client) -> None:
     shown = page[start : page.index("</pre>", start)].replace("&quot;", '"')
     assert json.loads(shown) == {"model": "bm25", "on": True}
     assert "True" not in shown and "'" not in shown
+    # The reason in words, its code beside it
+    assert "assigned by the hash" in page and "reason <code>assigned</code>" in page
 
 
 def test_export_page__breadcrumb__names_the_experiment_and_its_results(admin_client) -> None:
