@@ -700,6 +700,11 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
         experiment = Experiment.objects.filter(pk=object_id).first()
         if experiment is not None and request.method == "GET":
             reason = FROZEN_REASONS.get(experiment.status)
+            if reason and experiment.status == Status.STOPPED and experiment.shipped_variant:
+                reason = (
+                    f"Shipped: every unit gets {experiment.shipped_variant} until the experiment "
+                    "is archived. " + reason
+                )
             if reason:
                 self.message_user(request, reason, messages.INFO)
         if experiment is not None:

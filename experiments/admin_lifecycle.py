@@ -49,7 +49,11 @@ def lifecycle_steps(experiment: Any) -> list[Step]:
         "running": "units are split between the variants",
         "paused": "everyone gets the control (kill switch)",
         "ended": (
-            f"everyone gets {shipped}" if shipped else "everyone gets the control; results frozen"
+            f"everyone gets {shipped}"
+            if shipped
+            else "everyone gets the control; results frozen"
+            if status in ("stopped", ARCHIVED)
+            else "everyone gets the control, or the variant you ship"
         ),
         ARCHIVED: "no longer served",
     }
