@@ -406,6 +406,16 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Experiment]:
         return super().get_queryset(request).annotate(variant_total=Count("variants"))
 
+    def get_form(
+        self, request: HttpRequest, obj: Experiment | None = None, change: bool = False, **kwargs
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        if obj is not None:
+            # The planner belongs to the create page; an experiment has its `<id>/plan/` page.
+            for name in PLANNER_FIELDS:
+                form.base_fields.pop(name, None)
+        return form
+
     # Saving goes through `services.experiment_save`, as the API does: the same validation,
     # status rules and freezes, and one audit entry for the experiment with its inlines. The
     # form and inline formsets only collect the data; nothing is saved until save_related
