@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html import escape
 
 DECISION_COLOURS = {"win": "#1a7f37", "loss": "#cf222e", "inconclusive": "#6e7781"}
@@ -199,6 +199,10 @@ class EffectPoint:
     high: float | None
 
 
+# A generous width of one character of the charts' 12 px labels (digits, "+", "%").
+LABEL_CHAR_PX = 8
+
+
 @dataclass(frozen=True, slots=True)
 class TimeLayout:
     width: int = 760
@@ -221,13 +225,21 @@ def effect_over_time(
     title = title or "Relative effect over time"
     points = sorted((p for p in points if p.estimate is not None), key=lambda p: p.at)
     if not points:
-        return _empty(layout.width, layout.height, title, "No snapshots yet", "vl-over-time")
-    x = _time_scale(points, layout)
+        # The analyses exist (this chart is drawn for one of their series) but none had an
+        # estimate yet, e.g. too few units: saying "no snapshots" would contradict the page.
+        message = "No estimate in the analyses so far"
+        return _empty(layout.width, layout.height, title, message, "vl-over-time")
     values = [v for p in points for v in (p.estimate, p.low, p.high) if v is not None]
     y_low, y_high = padded_domain(values)
+    ticks = nice_ticks(y_low, y_high, 4)
+    # Room for the widest tick label ("+3000%" on an early, wide interval): an SVG clips
+    # whatever is drawn left of its edge.
+    widest = max((len(percent_label(t)) for t in ticks), default=0)
+    layout = replace(layout, left=max(layout.left, 10 + LABEL_CHAR_PX * widest))
+    x = _time_scale(points, layout)
     y = LinearScale(y_low, y_high, layout.height - layout.bottom, layout.top)
     body: list[str] = []
-    for tick in nice_ticks(y_low, y_high, 4):
+    for tick in ticks:
         ty = y(tick)
         body.append(
             f'<line x1="{layout.left}" y1="{_num(ty)}" x2="{layout.width - layout.right}" '
@@ -280,7 +292,8 @@ def effect_over_time(
 
 
 def _date(moment: dt.datetime) -> str:
-    return moment.strftime("%b %d %H:%M").replace(" 0", " ")
+    # With the year: a long experiment's axis can cross New Year, and a date alone is ambiguous.
+    return moment.strftime("%b %d, %Y %H:%M").replace(" 0", " ")
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 
 from analysis import charts
-from analysis.dashboard_selectors import ResultsData, experiment_results, experiments_overview
+from analysis.dashboard_selectors import (
+    ResultsData,
+    experiment_results,
+    experiments_overview,
+    metric_names,
+)
 from analysis.models import SnapshotState
 from analysis.services import reason_text
 from analysis.stats import sample_size
@@ -100,6 +105,42 @@ def _absolute_formatter(aggregation: str) -> Any:
     return signed
 
 
+def _is_proportion(aggregation: str, means: list[float]) -> bool:
+    """Conversions, and ratios whose arms all lie in [0, 1] (a click-through rate: clicks over
+    impressions), read as percentages; a ratio like revenue per order does not."""
+    if aggregation == Aggregation.CONVERSION:
+        return True
+    return aggregation == Aggregation.RATIO and bool(means) and all(0 <= m <= 1 for m in means)
+
+
+def fixed_decimals(means: list[float]) -> int:
+    """One precision for a whole metric: four significant digits of its largest arm mean, so
+    means, effects and intervals line up ("67.82", "+1.57 [+0.41, +2.72]")."""
+    largest = max((abs(m) for m in means), default=0.0)
+    if largest == 0 or not math.isfinite(largest):
+        return 2
+    return max(0, min(6, 3 - math.floor(math.log10(largest))))
+
+
+def metric_formatters(aggregation: str, means: list[float]) -> tuple[Any, Any]:
+    """(mean formatter, absolute-effect formatter) of one metric, the same for all its rows."""
+    if _is_proportion(aggregation, means):
+        return _mean_formatter(Aggregation.CONVERSION), _absolute_formatter(Aggregation.CONVERSION)
+    digits = fixed_decimals(means)
+
+    def mean(value: float | None) -> str:
+        if value is None or not math.isfinite(value):
+            return DASH
+        return f"{value:,.{digits}f}"
+
+    def signed(value: float | None) -> str:
+        if value is None or not math.isfinite(value):
+            return DASH
+        return f"{value:+,.{digits}f}"
+
+    return mean, signed
+
+
 def _days_running(experiment: Experiment, now: dt.datetime) -> int | None:
     if experiment.started_at is None:
         return None
@@ -134,12 +175,13 @@ def overview_view(request: HttpRequest, model_admin: admin.ModelAdmin) -> HttpRe
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     now = timezone.now()
+    names = metric_names()
     rows = []
     for row in experiments_overview():
         e = row.experiment
         verdicts = [
             {
-                "text": f"{metric} · {variant}: {fmt_percent(relative)}",
+                "text": f"{names.get(metric, metric)} · {variant}: {fmt_percent(relative)}",
                 "decision": decision or "inconclusive",
                 "decision_text": DECISION_TEXT.get(decision or "inconclusive", decision),
             }
@@ -159,8 +201,10 @@ def overview_view(request: HttpRequest, model_admin: admin.ModelAdmin) -> HttpRe
                 "srm_p": fmt_p(row.srm_p_value),
                 "verdicts": verdicts,
                 "alerts": [
-                    f"{a.get('variant')} harms {a.get('metric')}" for a in row.guardrail_alerts
+                    f"{a.get('variant')} harms {names.get(a.get('metric'), a.get('metric'))}"
+                    for a in row.guardrail_alerts
                 ],
+                "shipped": e.shipped_variant if e.status == "stopped" else "",
                 "guardrail_status": row.guardrail_status,
             }
         )
@@ -221,8 +265,18 @@ def planned_sample_size(experiment: Experiment, results: dict[str, Any]) -> Plan
     return Plan(plan.total_units, "estimated", note)
 
 
-def recent_daily_units(exposures_by_day: list[dict[str, Any]]) -> float | None:
-    """Units per day over the last 7 days of data (fewer if the experiment is younger)."""
+def recent_daily_units(
+    exposures_by_day: list[dict[str, Any]],
+    *,
+    started_at: dt.datetime | None = None,
+    as_of: dt.datetime | None = None,
+) -> float | None:
+    """Units per day over the last 7 days of data (fewer if the experiment is younger).
+
+    With `started_at` and `as_of` (the analysis time) the rate is taken over the time really
+    observed, not over calendar days: 5 units in the first minutes are not "5 units/day".
+    Less than a day observed gives None: a rate from a few hours would be a guess.
+    """
     totals: dict[dt.date, int] = defaultdict(int)
     for entry in exposures_by_day:
         try:
@@ -231,10 +285,23 @@ def recent_daily_units(exposures_by_day: list[dict[str, Any]]) -> float | None:
             continue
     if not totals:
         return None
+    if started_at is not None and as_of is not None:
+        since = max(started_at, as_of - dt.timedelta(days=TRAFFIC_WINDOW_DAYS))
+        span = (as_of - since).total_seconds() / 86_400
+        if span < 1:
+            return None
+        return sum(u for day, u in totals.items() if day >= since.date()) / span
     last, first = max(totals), min(totals)
     window_start = last - dt.timedelta(days=TRAFFIC_WINDOW_DAYS - 1)
     days = (last - max(first, window_start)).days + 1
     return sum(u for day, u in totals.items() if day >= window_start) / days
+
+
+def observed_days(started_at: dt.datetime | None, as_of: dt.datetime) -> float:
+    """How many days of traffic the rate is over (at most the 7-day window)."""
+    if started_at is None:
+        return 0.0
+    return min(TRAFFIC_WINDOW_DAYS, max(0.0, (as_of - started_at).total_seconds() / 86_400))
 
 
 def expected_days(total_units: int, plan: Plan, daily: float | None) -> tuple[int | None, str]:
@@ -244,11 +311,11 @@ def expected_days(total_units: int, plan: Plan, daily: float | None) -> tuple[in
     if remaining <= 0:
         return 0, "the planned sample size is reached"
     if not daily:
-        return None, "unknown: no units in the last 7 days"
+        return None, "unknown: less than a day of traffic in the last 7 days"
     days = math.ceil(remaining / daily)
     return days, (
         f"{days} day{'s' if days != 1 else ''} for the remaining {remaining:,} units at "
-        f"{daily:,.0f} units/day (last 7 days)"
+        f"{daily:,.0f} units/day"
     )
 
 
@@ -256,7 +323,12 @@ def _metric_tables(metrics: list[dict[str, Any]], alpha: float | None) -> list[d
     tables = []
     for metric in metrics:
         aggregation = metric.get("aggregation", "")
-        mean_fmt, abs_fmt = _mean_formatter(aggregation), _absolute_formatter(aggregation)
+        means = [
+            float(v["mean"])
+            for v in metric.get("variants", [])
+            if isinstance(v.get("mean"), int | float) and math.isfinite(v["mean"])
+        ]
+        mean_fmt, abs_fmt = metric_formatters(aggregation, means)
         comparisons = {c["variant"]: c for c in metric.get("comparisons", [])}
         rows = []
         for variant in metric.get("variants", []):
@@ -360,7 +432,13 @@ def results_context(data: ResultsData, now: dt.datetime) -> dict[str, Any]:
     total = int(results.get("total_units") or sum(observed.values()))
     weights = srm.get("expected_weights") or {}
     plan = planned_sample_size(experiment, results)
-    daily = recent_daily_units(diagnostics.get("exposures_by_day") or [])
+    as_of = data.snapshot.computed_at or now
+    daily = recent_daily_units(
+        diagnostics.get("exposures_by_day") or [],
+        started_at=experiment.started_at,
+        as_of=as_of,
+    )
+    span = observed_days(experiment.started_at, as_of)
     days, days_text = expected_days(total, plan, daily)
     names = {m.get("metric"): m.get("name") or m.get("metric") for m in metrics}
     context.update(
@@ -382,7 +460,10 @@ def results_context(data: ResultsData, now: dt.datetime) -> dict[str, Any]:
                 for variant, weight in weights.items()
             ],
         },
-        guardrail_alerts=results.get("guardrail_alerts") or [],
+        guardrail_alerts=[
+            {**a, "metric": names.get(a.get("metric"), a.get("metric"))}
+            for a in results.get("guardrail_alerts") or []
+        ],
         guardrail_status=results.get("guardrail_status"),
         guardrail_text=GUARDRAIL_STATUS_TEXT.get(results.get("guardrail_status") or "", ""),
         look=_look_text(results, experiment),
@@ -400,6 +481,9 @@ def results_context(data: ResultsData, now: dt.datetime) -> dict[str, Any]:
         progress_percent=f"{total / plan.planned:.0%}" if plan.planned else None,
         progress_svg=mark_safe(charts.progress_bar(total, plan.planned)),
         daily_units=f"{daily:,.0f}" if daily else None,
+        daily_span=(
+            f"the last {span:.0f} days" if span >= TRAFFIC_WINDOW_DAYS else f"{span:.1f} days"
+        ),
         expected_days=days,
         expected_days_text=days_text,
         expected_date=(now + dt.timedelta(days=days)).date() if days else None,

@@ -127,3 +127,10 @@ def experiment_results(*, experiment: Experiment) -> ResultsData:
         )
     )
     return ResultsData(experiment=experiment, snapshot=snapshot, active=active, history=history)
+
+
+def metric_names() -> dict[str, str]:
+    """Metric key → name, so pages and alerts name metrics the way people defined them."""
+    from experiments.models import Metric
+
+    return dict(Metric.objects.values_list("key", "name"))

@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect
-from django.template import RequestContext, Template
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -109,13 +109,13 @@ class ExperimentExportApi(APIView):
         )
 
 
-LINKS_PAGE = """{% extends "admin/base_site.html" %}
-{% block title %}Export {{ experiment.key }}{% endblock %}
-{% block content %}<h1>Export {{ experiment.key }}</h1>
-<table><thead><tr><th>Level</th>{% for f in formats %}<th>{{ f }}</th>{% endfor %}</tr></thead>
-<tbody>{% for level, links in rows %}<tr><th>{{ level }}</th>
-{% for f, url in links %}<td><a href="{{ url }}">{{ f }}</a></td>{% endfor %}</tr>{% endfor %}
-</tbody></table>{% endblock %}"""
+LEVEL_TEXT = {
+    "summary": "one row per metric × treatment of the latest analysis: units, means, "
+    "variances, effects, intervals and verdicts",
+    "units": "one row per analysed unit: its variant and its value of every metric (ratio "
+    "metrics with numerator and denominator; capped metrics raw and winsorized)",
+    "events": "every raw exposure and outcome of the experiment's units, in time order",
+}
 
 
 @staff_member_required
@@ -127,15 +127,18 @@ def experiment_export_admin(request: HttpRequest, pk: int) -> HttpResponseBase:
     here = reverse("experiment-export-admin", kwargs={"pk": experiment.pk})
     if "format" not in request.GET and "level" not in request.GET:
         rows = [
-            (level, [(f, f"{here}?level={level}&format={f}") for f in FORMATS]) for level in LEVELS
+            (level, LEVEL_TEXT[level], [(f, f"{here}?level={level}&format={f}") for f in FORMATS])
+            for level in LEVELS
         ]
         context = {
             **admin.site.each_context(request),
+            "title": f"Export {experiment.key}",
+            "opts": Experiment._meta,
             "experiment": experiment,
             "formats": FORMATS,
             "rows": rows,
         }
-        return HttpResponse(Template(LINKS_PAGE).render(RequestContext(request, context)))
+        return TemplateResponse(request, "admin/analysis/export.html", context)
     errors = export_choice_errors(request.GET)
     if errors:
         # The API's error shape, as everywhere else (docs/api.md §4).

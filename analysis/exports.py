@@ -7,19 +7,25 @@ whatever the experiment's size; the API, the admin and ``export_experiment`` sha
 
 Columns (docs/api.md §5 "export columns"; extra columns are allowed there):
 
-- ``summary``: one row per metric × treatment of the latest finished snapshot, from its §8
-  results: ``snapshot_id, metric, role, variant, baseline, units, baseline_units,
-  absolute_effect, absolute_ci_low, absolute_ci_high, relative_effect, relative_ci_low,
-  relative_ci_high, p_value, adjusted_p_value, significant, decision, reason,
-  adjusted_ci_low, adjusted_ci_high, effective_alpha, harm`` (the last four from docs/api.md
-  §7: the deciding interval, its level, and a guardrail's harm verdict). JSON keeps the
-  contract's ``absolute_ci`` / ``relative_ci`` / ``adjusted_ci`` as ``[low, high]`` (or null)
-  instead of the flattened pairs.
-- ``units``: ``unit_id, variant, first_exposed_at`` and one column per metric key of the
-  experiment (in the analysis' metric order), valued as `analysis.selectors.unit_values_sql`
+- ``summary``: one row per metric × treatment of the latest finished snapshot, from its §5
+  results: ``snapshot_id, metric, role, variant, baseline, units, baseline_units, mean,
+  variance, baseline_mean, baseline_variance, absolute_effect, absolute_ci_low,
+  absolute_ci_high, relative_effect, relative_ci_low, relative_ci_high, p_value,
+  adjusted_p_value, significant, decision, reason, adjusted_ci_low, adjusted_ci_high,
+  effective_alpha, harm``: each arm's units, mean and variance as analysed (winsorized, CUPED
+  adjusted when it applied), then docs/api.md §7's deciding interval, its level and a
+  guardrail's harm verdict. The same flat columns in CSV, JSON and Parquet (the API's
+  ``absolute_ci: [low, high]`` is ``absolute_ci_low`` / ``absolute_ci_high`` everywhere).
+- ``units``: ``unit_id, variant, first_exposed_at`` and, per metric of the experiment (in the
+  analysis' metric order), its per-unit value as `analysis.selectors.unit_values_sql`
   documents: the analysed units only, values before winsorization, ``mean`` null without
-  events, ``ratio`` null when the denominator is 0. Conversions and counts are integers. A
-  metric key equal to one of the first three column names is prefixed with ``metric_``.
+  events, ``ratio`` null when the denominator is 0. A ratio metric adds ``<key>_numerator``
+  and ``<key>_denominator`` (the dashboard's ratio is Σnumerator / Σdenominator, not a mean of
+  per-unit ratios). A winsorized metric adds ``<key>_winsorized`` (a ratio:
+  ``<key>_numerator_winsorized`` and ``<key>_denominator_winsorized``), the value capped at
+  the percentile the analysis used (`analysis.selectors.winsorize_caps`). Conversions and
+  counts are integers. A metric key equal to one of the first three column names is prefixed
+  with ``metric_``. docs/exports.md reproduces the results page from these columns.
 - ``events``: ``event_id, type, unit_id, experiment, variant, name, value, timestamp``, one
   time line (ordered by timestamp): every raw exposure of the experiment (``name`` and
   ``value`` null) and every outcome, at any time, of a unit exposed to it (``variant`` = the
@@ -44,7 +50,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import OuterRef
 
-from analysis.selectors import latest_snapshot, unit_values_sql
+from analysis.selectors import latest_snapshot, unit_values_sql, winsorize_caps
 from core.errors import NotFoundError
 from events.models import Exposure, ExposureEvent, Outcome
 from experiments.models import Aggregation, Experiment
@@ -120,6 +126,11 @@ SUMMARY_COLUMNS = (
     Column("baseline", "string"),
     Column("units", "integer"),
     Column("baseline_units", "integer"),
+    # Each arm as the analysis saw it (docs/api.md §8 "variants"): after winsorization and CUPED.
+    Column("mean", "float"),
+    Column("variance", "float"),
+    Column("baseline_mean", "float"),
+    Column("baseline_variance", "float"),
     Column("absolute_effect", "float"),
     Column("absolute_ci_low", "float"),
     Column("absolute_ci_high", "float"),
@@ -163,7 +174,7 @@ def _summary_table(experiment: Experiment) -> Table:
         )
     rows = []
     for metric in snapshot.results.get("metrics", []):
-        units = {v["variant"]: v.get("units") for v in metric.get("variants", [])}
+        arms = {v["variant"]: v for v in metric.get("variants", [])}
         for c in metric.get("comparisons", []):
             absolute = c.get("absolute_ci") or (None, None)
             relative = c.get("relative_ci") or (None, None)
@@ -175,8 +186,12 @@ def _summary_table(experiment: Experiment) -> Table:
                     metric.get("role"),
                     c["variant"],
                     c["baseline"],
-                    units.get(c["variant"]),
-                    units.get(c["baseline"]),
+                    arms.get(c["variant"], {}).get("units"),
+                    arms.get(c["baseline"], {}).get("units"),
+                    arms.get(c["variant"], {}).get("mean"),
+                    arms.get(c["variant"], {}).get("variance"),
+                    arms.get(c["baseline"], {}).get("mean"),
+                    arms.get(c["baseline"], {}).get("variance"),
                     c.get("absolute_effect"),
                     absolute[0],
                     absolute[1],
@@ -194,40 +209,56 @@ def _summary_table(experiment: Experiment) -> Table:
                     c.get("harm"),
                 )
             )
-    return Table(SUMMARY_COLUMNS, rows, json_shape=_summary_json)
-
-
-def _summary_json(record: dict[str, Any]) -> dict[str, Any]:
-    """Back to the §8 shape: ``absolute_ci: [low, high]`` (null when undefined)."""
-    shaped: dict[str, Any] = {}
-    for name, value in record.items():
-        if name.endswith("_ci_low"):
-            interval = name.removesuffix("_low")
-            high = record[f"{interval}_high"]
-            shaped[interval] = None if value is None or high is None else [value, high]
-        elif not name.endswith("_ci_high"):
-            shaped[name] = value
-    return shaped
+    # The same flat columns in every format (JSON too), so one reader fits all three.
+    return Table(SUMMARY_COLUMNS, rows)
 
 
 def _units_table(experiment: Experiment) -> Table:
     links = list(experiment.metrics.select_related("metric"))  # the analysis' order
     metrics = [link.metric for link in links]
     taken = {c.name for c in UNIT_COLUMNS}
-    columns = UNIT_COLUMNS + tuple(
-        Column(
-            f"metric_{m.key}" if m.key in taken else m.key,
-            "integer" if m.aggregation in (Aggregation.CONVERSION, Aggregation.COUNT) else "float",
-        )
-        for m in metrics
-    )
+    columns: list[Column] = list(UNIT_COLUMNS)
+    # Per metric, how a row's values become cells: the SQL gives one value (three for a ratio:
+    # ratio, numerator, denominator); capped columns get their winsorized twin after them.
+    plans: list[tuple[int, dict[int, float | None]]] = []
+    for m in metrics:
+        name = f"metric_{m.key}" if m.key in taken else m.key
+        whole = m.aggregation in (Aggregation.CONVERSION, Aggregation.COUNT)
+        columns.append(Column(name, "integer" if whole else "float"))
+        caps = winsorize_caps(experiment=experiment, metric=m)
+        if m.aggregation == Aggregation.RATIO:
+            columns += [
+                Column(f"{name}_numerator", "float"),
+                Column(f"{name}_denominator", "float"),
+            ]
+            # The analysis caps the numerator and the denominator, each at its own percentile.
+            capped = {1: caps.get("y"), 2: caps.get("d")} if caps else {}
+            for offset in capped:
+                part = "numerator" if offset == 1 else "denominator"
+                columns.append(Column(f"{name}_{part}_winsorized", "float"))
+            plans.append((3, capped))
+        else:
+            capped = {0: caps.get("y")} if caps else {}
+            if capped:
+                columns.append(Column(f"{name}_winsorized", "float"))
+            plans.append((1, capped))
+
+    def cells(values: list[Any]) -> Iterator[Any]:
+        at = 0
+        for width, capped in plans:
+            own = values[at : at + width]
+            at += width
+            yield from own
+            for offset, cap in capped.items():
+                value = own[offset]
+                yield value if value is None or cap is None else min(value, cap)
 
     def rows() -> Iterator[tuple[Any, ...]]:
         sql, params = unit_values_sql(experiment=experiment, metrics=metrics)
         for unit_id, variant, t0, *values in _fetch(sql, params):
-            yield (unit_id, variant, _utc(t0), *values)
+            yield (unit_id, variant, _utc(t0), *cells(values))
 
-    return Table(columns, rows())
+    return Table(tuple(columns), rows())
 
 
 def _events_table(experiment: Experiment) -> Table:

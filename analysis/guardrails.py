@@ -208,7 +208,9 @@ def guardrail_act(*, check: GuardrailCheck) -> None:
             experiment=experiment,
             variant=harm["variant"],
             metric=harm["metric"],
-            message=f"Guardrail {harm['metric']}: harm detected ({harm['message']}).",
+            message=(
+                f"Guardrail {_metric_name(harm['metric'])}: harm detected ({harm['message']})."
+            ),
         )
     if not experiment.auto_rollback:
         return
@@ -246,3 +248,10 @@ def guardrail_checks_due() -> list[int]:
             guardrail_check_task.delay(experiment.pk, head.pk if head else None)
             scheduled.append(experiment.pk)
     return scheduled
+
+
+def _metric_name(key: str) -> str:
+    """The metric's name for people (alerts); its key when it has none or is gone."""
+    from experiments.models import Metric
+
+    return Metric.objects.filter(key=key).values_list("name", flat=True).first() or key

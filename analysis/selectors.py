@@ -98,6 +98,7 @@ def metric_variant_stats(
         metric=metric,
         with_covariate=with_covariate,
         vendor=connection.vendor,
+        variant_keys=variant_keys,
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -180,8 +181,37 @@ def _float(value: Any) -> float:
 # --- SQL -------------------------------------------------------------------------------------
 
 
+def winsorize_caps(*, experiment: Experiment, metric: Metric) -> dict[str, float | None]:
+    """The caps the analysis applies to `metric` (docs/api.md §6; the same SQL as
+    `metric_variant_stats`): ``{"y": cap}`` and, for a ratio, ``"d"`` (the numerator is y).
+    Empty when the metric is not winsorized (no percentile, or a conversion). A cap is None
+    when no unit is analysed. Exports use it to write the winsorized value beside the raw one.
+    """
+    if metric.winsorize_percentile is None or metric.aggregation == Aggregation.CONVERSION:
+        return {}
+    sql, params = _metric_sql(
+        experiment_id=experiment.pk,
+        metric=metric,
+        with_covariate=False,
+        vendor=connection.vendor,
+        variant_keys=list(experiment.variants.values_list("key", flat=True)),
+        caps_only=True,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    names = ["y", "d"] if metric.aggregation == Aggregation.RATIO else ["y"]
+    return {name: (None if v is None else float(v)) for name, v in zip(names, row, strict=True)}
+
+
 def _metric_sql(
-    *, experiment_id: int, metric: Metric, with_covariate: bool, vendor: str
+    *,
+    experiment_id: int,
+    metric: Metric,
+    with_covariate: bool,
+    vendor: str,
+    variant_keys: Sequence[str],
+    caps_only: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     qn = connection.ops.quote_name
     exposure, outcome = Exposure._meta, Outcome._meta
@@ -237,13 +267,19 @@ def _metric_sql(
     if not with_covariate:
         x = "0"
 
-    # `units` keeps the columns the join and the windows need under short names.
+    # `units` keeps the columns the join and the windows need under short names. Exposures
+    # under a variant key the experiment does not define are left out here, not only after
+    # grouping: otherwise their values would move the winsorization cap of the real arms.
+    keys = list(variant_keys)
+    params.update({f"variant_{i}": key for i, key in enumerate(keys)})
+    known = ", ".join(f"%(variant_{i})s" for i in range(len(keys))) or "NULL"
     units_cte = f"""
         SELECT e.{col["id"]} AS id, e.{col["unit_id"]} AS unit_id, e.{col["variant"]} AS variant,
                e.{col["first_exposed_at"]} AS t0
         FROM {e_table} e
         WHERE e.{col["experiment"]} = %(experiment_id)s
           AND e.{col["multiple_variants"]} = %(multiple)s
+          AND e.{col["variant"]} IN ({known})
     """
     # Outcomes are read through a subquery that renames their columns, so the expressions above
     # use o.ts / o.value / o.name whatever the real column names are.
@@ -316,6 +352,12 @@ def _metric_sql(
         if on:
             ctes.extend(_cap_ctes(column, analysed, vendor))
     caps = [c for c, on in capped.items() if on]
+    if caps_only:
+        with_clause = ",\n".join(f"{name} AS ({body})" for name, body in ctes)
+        joins = " CROSS JOIN ".join(f"cap_{c}" for c in caps)
+        return f"WITH {with_clause} SELECT {', '.join(f'cap_{c}.v' for c in caps)} FROM {joins}", (
+            params
+        )
     select = ", ".join(
         f"CASE WHEN p.{c} > cap_{c}.v THEN cap_{c}.v ELSE p.{c} END AS {c}"
         if c in caps
@@ -388,7 +430,8 @@ def unit_values_sql(
     - ``count`` / ``sum``: the number / total of such events, 0 without any;
     - ``mean``: their mean value, NULL for a unit without such events (not analysed);
     - ``ratio``: numerator total / denominator total, NULL when the denominator total is 0
-      (the analysis itself works on both totals, summed over units).
+      (the analysis itself works on both totals, summed over units), followed by two more
+      values: the unit's numerator total and its denominator total (0 without events).
 
     A metric's ``conversion_window_hours`` bounds all its events, as in the analysis. The first
     exposure time comes back as a datetime on PostgreSQL and as UTC text on SQLite.
@@ -445,10 +488,16 @@ def unit_values_sql(
             )
         elif aggregation == Aggregation.RATIO:
             below = f"o.name = %(denominator_{i})s{window}"
-            value = (
-                f"CAST(SUM(CASE WHEN {hit} THEN o.value ELSE 0 END) AS DOUBLE PRECISION)"
-                f" / NULLIF(SUM(CASE WHEN {below} THEN o.value ELSE 0 END), 0)"
+            numerator = f"CAST(SUM(CASE WHEN {hit} THEN o.value ELSE 0 END) AS DOUBLE PRECISION)"
+            denominator = (
+                f"CAST(SUM(CASE WHEN {below} THEN o.value ELSE 0 END) AS DOUBLE PRECISION)"
             )
+            value = (
+                f"{numerator} / NULLIF({denominator}, 0) AS m_{i},"
+                f" {numerator} AS m_{i}_numerator, {denominator} AS m_{i}_denominator"
+            )
+            values.append(value)
+            continue
         else:
             raise ValueError(f"unknown aggregation {aggregation!r}")
         values.append(f"{value} AS m_{i}")

@@ -472,9 +472,13 @@ def results_summary(results: dict[str, Any]) -> str:
     status = results.get("guardrail_status", "no_guardrails")
     if status == "harm_detected":
         alerts = results["guardrail_alerts"]
+        # Metrics by the name people gave them, as in the tables above (keys are for code).
+        names = {m["metric"]: m.get("name") or m["metric"] for m in results.get("metrics", [])}
         parts.append(
             "Guardrails: harm detected ("
-            + ", ".join(f"{a['variant']} harms {a['metric']}" for a in alerts)
+            + ", ".join(
+                f"{a['variant']} harms {names.get(a['metric'], a['metric'])}" for a in alerts
+            )
             + ")."
         )
     else:

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from assignment.urls import urlpatterns as assignment_urlpatterns
@@ -17,6 +18,12 @@ api_v1 = [
 
 urlpatterns = [
     *machine_api_urlpatterns,
+    # The landing page is the results dashboard (the admin asks for a login first).
+    path(
+        "",
+        RedirectView.as_view(pattern_name="admin:experiments_experiment_dashboard"),
+        name="home",
+    ),
     path("admin/experiments/experiment/", include("analysis.export_views")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

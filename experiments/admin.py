@@ -20,6 +20,12 @@ from variantlab_client.engine import assign
 
 from core.errors import ServiceError
 from experiments import services
+from experiments.admin_lifecycle import (
+    MOVES,
+    assignment_reason_text,
+    lifecycle_steps,
+    move_text,
+)
 from experiments.models import (
     ApiKey,
     ApiKeyScope,
@@ -44,6 +50,13 @@ from experiments.validation import (
     frozen_variant_errors,
     variant_set_errors,
 )
+
+# Variantlab's own name on every admin page (not "Django administration"); "View site" goes to
+# the results dashboard, which `/` also redirects to.
+admin.site.site_header = "Variantlab"
+admin.site.site_title = "Variantlab"
+admin.site.index_title = "Experiments, metrics and results"
+admin.site.site_url = "/"
 
 ABOUT_FIELDS = ("key", "name", "hypothesis", "owner")
 TRAFFIC_FIELDS = (
@@ -70,7 +83,17 @@ class PrettyJSONWidget(forms.Textarea):
             }
         )
 
+    def get_context(self, name: str, value: Any, attrs: dict | None) -> dict[str, Any]:
+        context = super().get_context(name, value, attrs)
+        # Tall enough for the whole document: a JSON payload is never cut off in a scroll box.
+        lines = context["widget"]["value"].count("\n") + 1 if context["widget"]["value"] else 1
+        rows = max(int(self.attrs.get("rows", 4)), lines + 1)
+        context["widget"]["attrs"]["rows"] = rows
+        return context
+
     def format_value(self, value: Any) -> str:
+        if value is None or value == "":
+            return ""  # an empty box, not the word "null"
         if isinstance(value, str):
             try:
                 value = json.loads(value)
@@ -253,11 +276,72 @@ def changed_only(data: dict[str, Any], stored: Experiment) -> dict[str, Any]:
     return changed
 
 
+PLANNER_FIELDS = ("plan_metric_type", "plan_baseline", "plan_mde", "plan_sd", "plan_daily_units")
+
+
 class ExperimentForm(forms.ModelForm):
+    # The sample-size planner of the create page (the `<id>/plan/` page's computation): with a
+    # baseline, and no planned sample size typed in, saving fills `planned_sample_size`.
+    plan_metric_type = forms.ChoiceField(
+        label="Primary metric type",
+        choices=[("proportion", "Conversion (proportion)"), ("mean", "Mean")],
+        initial="proportion",
+        required=False,
+    )
+    plan_baseline = forms.FloatField(
+        label="Baseline",
+        required=False,
+        help_text="The control's current rate (e.g. 0.12) or mean.",
+    )
+    plan_mde = forms.FloatField(
+        label="Minimum detectable effect",
+        required=False,
+        initial=0.05,
+        min_value=0.0001,
+        help_text="The smallest relative change worth finding (0.05 = 5 %).",
+    )
+    plan_sd = forms.FloatField(
+        label="Standard deviation",
+        required=False,
+        min_value=0.0,
+        help_text="Mean metrics only: the per-unit spread.",
+    )
+    plan_daily_units = forms.FloatField(
+        label="Traffic (units per day)",
+        required=False,
+        min_value=1.0,
+        help_text="Units entering the experiment per day, all variants together.",
+    )
+
     class Meta:
         model = Experiment
         fields = (*ABOUT_FIELDS, *TRAFFIC_FIELDS, "planned_sample_size", *ANALYSIS_FIELDS)
         widgets = {"condition": PrettyJSONWidget(rows=6)}
+
+
+def planned_from_form(cleaned: dict[str, Any], data: dict[str, Any]) -> Any:
+    """The planner's `SampleSizePlan` for a new experiment's form, or None when not asked for
+    (no baseline) or when a planned sample size was typed in. ValueError: impossible inputs."""
+    if cleaned.get("planned_sample_size") or cleaned.get("plan_baseline") is None:
+        return None
+    from analysis.stats import sample_size
+
+    analysis = data.get("analysis", {})
+    variants = data.get("variants") or []
+    weights = [v["weight"] for v in sorted(variants, key=lambda v: not v["is_control"])]
+    return sample_size(
+        cleaned.get("plan_metric_type") or "proportion",
+        cleaned["plan_baseline"],
+        cleaned.get("plan_mde") or 0.05,
+        standard_deviation=cleaned.get("plan_sd"),
+        alpha=analysis.get("alpha") or 0.05,
+        variants=max(2, len(weights)),
+        weights=weights if len(weights) >= 2 else None,
+        method=analysis.get("method") or "sequential",
+        sequential_tuning=analysis.get("sequential_tuning"),
+        planned_looks=analysis.get("planned_looks") or 5,
+        daily_units=cleaned.get("plan_daily_units"),
+    )
 
 
 class PreviewForm(forms.Form):
@@ -328,6 +412,16 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Experiment]:
         return super().get_queryset(request).annotate(variant_total=Count("variants"))
 
+    def get_form(
+        self, request: HttpRequest, obj: Experiment | None = None, change: bool = False, **kwargs
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        if obj is not None:
+            # The planner belongs to the create page; an experiment has its `<id>/plan/` page.
+            for name in PLANNER_FIELDS:
+                form.base_fields.pop(name, None)
+        return form
+
     # Saving goes through `services.experiment_save`, as the API does: the same validation,
     # status rules and freezes, and one audit entry for the experiment with its inlines. The
     # form and inline formsets only collect the data; nothing is saved until save_related
@@ -340,9 +434,24 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
         current = Experiment.objects.get(pk=form.instance.pk) if change else None
         if current is not None:
             data = changed_only(data, current)
+        plan = None
+        if not change:
+            try:
+                plan = planned_from_form(form.cleaned_data, data)
+            except (ValueError, ArithmeticError) as exc:
+                raise ServiceError(f"The sample-size planner cannot plan this: {exc}") from exc
+            if plan is not None:
+                data["planned_sample_size"] = plan.total_units
         saved = services.experiment_save(data=data, experiment=current)
         form.instance.pk = saved.pk
         form.instance._state.adding = False
+        if plan is not None:
+            days = f", about {plan.days_to_max:,} days at your traffic" if plan.days_to_max else ""
+            self.message_user(
+                request,
+                f"Planned sample size set to {plan.total_units:,} units{days}.",
+                messages.INFO,
+            )
 
     def changeform_view(
         self,
@@ -413,7 +522,18 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
         return fields
 
     def get_fieldsets(self, request: HttpRequest, obj: Experiment | None = None) -> Any:
-        if obj is None or obj.status not in LIVE_STATUSES:
+        if obj is None:
+            planner = (
+                "Plan the sample size",
+                {
+                    "fields": PLANNER_FIELDS,
+                    "description": "Leave the planned sample size empty and give a baseline: "
+                    "saving fills it with the units needed to detect the effect (80 % power, "
+                    "the analysis settings above, the variants' weights).",
+                },
+            )
+            return (*self.fieldsets, planner)
+        if obj.status not in LIVE_STATUSES:
             return self.fieldsets
         analysis = ("analysis_frozen", "planned_sample_size", *ANALYSIS_FIELDS)
         return (*self.fieldsets[:3], ("Analysis", {"fields": analysis}))
@@ -447,24 +567,43 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
         return self.admin_site.admin_view(lambda request, **kw: function(request, self, **kw))
 
     def move_view(self, request: HttpRequest, object_id: int, move: str) -> HttpResponse:
-        """Start, pause, stop or ship from the buttons on the experiment page (POST only)."""
+        """Start, pause, stop or ship: GET shows what will happen to traffic and asks to
+        confirm; POST (the confirmation's button) moves through the services."""
         experiment = get_object_or_404(Experiment, pk=object_id)
         change_url = reverse("admin:experiments_experiment_change", args=[object_id])
+        variant = request.POST.get("variant", "") or request.GET.get("variant", "")
         if request.method != "POST":
-            return HttpResponseRedirect(change_url)
+            if not self.has_change_permission(request, experiment):
+                raise PermissionDenied
+            shown = "resume" if move == "start" and experiment.status == Status.PAUSED else move
+            if shown not in MOVES or (move == "ship" and not variant):
+                return HttpResponseRedirect(change_url)
+            return self._confirm_page(request, experiment, shown, variant, move=move)
         if not self.has_change_permission(request, experiment):
             raise PermissionDenied  # a Viewer: a plain 403, never a silent redirect
-        self._apply_move(request, experiment, move, request.POST.get("variant", ""))
+        self._apply_move(request, experiment, move, variant)
         return HttpResponseRedirect(change_url)
 
     def rollback_view(self, request: HttpRequest, object_id: int, variant: str) -> HttpResponse:
-        """The "Roll back" button of one variant (POST with a reason): the API's service."""
+        """The "Roll back" button of one variant: GET asks to confirm (with the reason), POST
+        (with a reason) rolls back through the API's service."""
         experiment = get_object_or_404(Experiment, pk=object_id)
         change_url = reverse("admin:experiments_experiment_change", args=[object_id])
-        if request.method != "POST":
-            return HttpResponseRedirect(change_url)
         if not self.has_change_permission(request, experiment):
             raise PermissionDenied
+        if request.method != "POST":
+            if not experiment.variants.filter(key=variant, is_control=False).exists():
+                return HttpResponseRedirect(change_url)
+            return self._confirm_page(
+                request,
+                experiment,
+                "rollback",
+                variant,
+                reason=request.GET.get("reason", ""),
+                action=reverse(
+                    "admin:experiments_experiment_rollback", args=[object_id, variant]
+                ),
+            )
         try:
             services.variant_rollback(
                 experiment=experiment,
@@ -472,18 +611,48 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
                 reason=request.POST.get("reason", ""),
             )
         except ServiceError as exc:
-            self.message_user(request, f"{experiment.key}: {exc.message}", messages.ERROR)
+            self.message_user(request, f"{experiment.name}: {exc.message}", messages.ERROR)
         else:
-            self.message_user(
-                request,
-                f"{experiment.key}: '{variant}' rolled back; its units now get the control.",
-                messages.SUCCESS,
-            )
+            text = move_text("rollback", name=experiment.name, variant=variant)
+            self.message_user(request, text["done"], messages.SUCCESS)
         return HttpResponseRedirect(change_url)
+
+    def _confirm_page(
+        self,
+        request: HttpRequest,
+        experiment: Experiment,
+        shown: str,
+        variant: str,
+        *,
+        move: str = "",
+        reason: str = "",
+        action: str = "",
+    ) -> HttpResponse:
+        from django.template.response import TemplateResponse
+
+        text = move_text(shown, name=experiment.name, variant=variant)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": text["title"],
+            "opts": self.model._meta,
+            "original": experiment,
+            "text": text,
+            "move": shown,
+            "variant": variant,
+            "reason": reason,
+            "steps": lifecycle_steps(experiment),
+            "action": action
+            or reverse("admin:experiments_experiment_move", args=[experiment.pk, move]),
+            "change_url": reverse("admin:experiments_experiment_change", args=[experiment.pk]),
+        }
+        return TemplateResponse(
+            request, "admin/experiments/experiment/confirm_move.html", context
+        )
 
     def _apply_move(
         self, request: HttpRequest, experiment: Experiment, move: str, variant: str = ""
     ) -> None:
+        resuming = experiment.status == Status.PAUSED
         try:
             if move == "start":
                 services.experiment_start(experiment=experiment)
@@ -494,10 +663,13 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
             else:
                 raise ServiceError(f"Unknown action '{move}'.")
         except ServiceError as exc:
-            self.message_user(request, f"{experiment.key}: {exc.message}", messages.ERROR)
+            self.message_user(request, f"{experiment.name}: {exc.message}", messages.ERROR)
         else:
-            done = f"shipped '{variant}'" if variant else f"{move} done"
-            self.message_user(request, f"{experiment.key}: {done}.", messages.SUCCESS)
+            shown = "resume" if move == "start" and resuming else move
+            shown = "ship" if variant and move in ("stop", "ship") else shown
+            shown = "stop" if shown == "ship" and not variant else shown
+            text = move_text(shown, name=experiment.name, variant=variant)
+            self.message_user(request, text["done"], messages.SUCCESS)
 
     @admin.action(description="Start or resume selected experiments")
     def start_selected(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
@@ -525,6 +697,11 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
         experiment = Experiment.objects.filter(pk=object_id).first()
         if experiment is not None and request.method == "GET":
             reason = FROZEN_REASONS.get(experiment.status)
+            if reason and experiment.status == Status.STOPPED and experiment.shipped_variant:
+                reason = (
+                    f"Shipped: every unit gets {experiment.shipped_variant} until the experiment "
+                    "is archived. " + reason
+                )
             if reason:
                 self.message_user(request, reason, messages.INFO)
         if experiment is not None:
@@ -547,6 +724,7 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
                 v for v in experiment.variants.all() if not v.is_control
             ]
             extra_context["can_roll_back"] = experiment.status in services.ROLLBACK_STATUSES
+            extra_context["steps"] = lifecycle_steps(experiment)
         return super().change_view(request, object_id, form_url, extra_context)
 
     def _preview_context(self, request: HttpRequest, experiment: Experiment) -> dict:
@@ -557,11 +735,15 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
         if form.is_valid():
             try:
                 config = experiment_config_build(experiment)
-                context["preview"] = assign(
+                answer = assign(
                     config,
                     form.cleaned_data["preview_unit_id"],
                     form.cleaned_data["preview_attributes"],
                 )
+                context["preview"] = answer
+                context["preview_reason"] = assignment_reason_text(answer.reason)
+                # The payload as an app receives it: JSON, not Python's repr of a dict.
+                context["preview_payload"] = json.dumps(answer.payload, indent=2, sort_keys=True)
             except Exception as exc:  # an incomplete draft cannot be evaluated yet
                 context["preview_error"] = f"Cannot evaluate this configuration yet: {exc}"
         return context

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import random
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from unittest import mock
 
 from django.contrib.auth import get_user_model
+from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.test import Client
+from django.test.utils import override_settings
+from django.urls import reverse
 from django.utils import timezone
 from variantlab_client.config import LoadedConfig
 
@@ -171,6 +178,16 @@ TRUTH = {
 # A client bug in the spell-check rollout drops a quarter of treatment exposures: an SRM.
 DROPPED_EXPOSURES = {("search-spellcheck", "seq2seq"): 0.25}
 DAYS = 7
+SITE = "http://127.0.0.1:8000"
+
+
+@contextlib.contextmanager
+def simulated_clock(at: datetime) -> Iterator[None]:
+    """Django's clock reads `at` inside the block: rows stamped with `timezone.now()` (start
+    times, snapshots, first SRM flags) get the simulated day instead of the real minute."""
+    with mock.patch("django.utils.timezone.now", lambda: at):
+        yield
+
 
 
 class Command(BaseCommand):
@@ -184,19 +201,49 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, units: int, **options: object) -> None:
         call_command("migrate", interactive=False, verbosity=0)
+        # Only what a newcomer needs on screen: no per-task lines from eager Celery, no broker
+        # notice, no alert e-mails printed by the console backend (they are counted instead).
+        quiet = {"celery": logging.WARNING, "kombu": logging.ERROR, "analysis": logging.ERROR}
+        for name, level in quiet.items():
+            logging.getLogger(name).setLevel(level)
         self._admin()
-        with transaction.atomic():
+        fresh = not Snapshot.objects.exists()
+        week_start = timezone.now() - timedelta(days=DAYS)
+        # The experiments start on the first simulated day, so "days running" is the week.
+        with simulated_clock(week_start), transaction.atomic():
             self._seed()
         _, raw_key = services.api_key_create(name="demo", scopes=["all"])
-        if not Snapshot.objects.exists():
-            self._traffic(units, raw_key)
+        sent = 0
+        if fresh:
+            self.stdout.write(f"Simulating a week of traffic: {units:,} users…")
+            with override_settings(
+                EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"
+            ):
+                mail.outbox = []
+                self._traffic(units, raw_key, week_start)
+                sent = len(mail.outbox)
+        self._report(raw_key, sent)
+
+    def _report(self, raw_key: str, sent: int) -> None:
         self.stdout.write(self.style.SUCCESS("Demo ready."))
-        self.stdout.write(f"  Admin:   http://127.0.0.1:8000/admin/  (admin / {DEMO_PASSWORD})")
-        self.stdout.write(f"  API key: {raw_key}")
+        for experiment in Experiment.objects.order_by("id"):
+            state = experiment.get_status_display().lower()
+            if experiment.shipped_variant:
+                state += f", shipped {experiment.shipped_variant}"
+            results = reverse("admin:experiments_experiment_results", args=[experiment.pk])
+            self.stdout.write(f"  {experiment.key:<20} {state:<24} {SITE}{results}")
+        if sent:
+            self.stdout.write(
+                f"  {sent} alert e-mail{'s' if sent != 1 else ''} went to the owners "
+                "(guardrail harm, sample ratio mismatch); the results pages show why."
+            )
+        self.stdout.write(f"Admin:   {SITE}/admin/  (user admin, password {DEMO_PASSWORD})")
+        self.stdout.write(f"API key: {raw_key}  (shown once; create more in the admin)")
+        self.stdout.write("Ask which variant unit u-1 gets, once the server runs:")
         self.stdout.write(
-            "  Try:     curl -s -H 'Authorization: Bearer <key>' "
+            f"  curl -s -H 'Authorization: Bearer {raw_key}' "
             "-H 'Content-Type: application/json' -d '{\"unit_id\": \"u-1\"}' "
-            "http://127.0.0.1:8000/api/v1/assign"
+            f"{SITE}/api/v1/assign"
         )
 
     def _admin(self) -> None:
@@ -215,8 +262,13 @@ class Command(BaseCommand):
             experiment = services.experiment_save(data=spec)
             services.experiment_start(experiment=experiment)
 
-    def _traffic(self, units: int, raw_key: str) -> None:
-        """Simulated users arrive over a week; each day ends with a snapshot of each experiment."""
+    def _traffic(self, units: int, raw_key: str, week_start: datetime) -> None:
+        """Simulated users arrive over a week; each day ends with a snapshot of each experiment.
+
+        Everything is stamped on its simulated day: the events carry their own timestamps
+        (through /events, as an app would send them), and the snapshots are computed under a
+        clock set to the end of their day, so the charts and "days running" show a week.
+        """
         from assignment.selectors import assignment_config
         from experiments.auth import active_keys
 
@@ -224,31 +276,33 @@ class Command(BaseCommand):
         active_keys.invalidate()
         client = Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
         rng = random.Random(7)
-        now = timezone.now()
         per_day = max(1, units // DAYS)
         config = None
         for day in range(DAYS):
-            day_start = now - timedelta(days=DAYS - day)
-            config = _config_refresh(client, config)
-            events: list[dict] = []
-            for i in range(day * per_day, (day + 1) * per_day):
-                events += self._user(config, rng, f"demo-user-{i}", day_start)
-            for start in range(0, len(events), 1000):
-                response = client.post(
-                    "/api/v1/events",
-                    {"events": events[start : start + 1000]},
-                    content_type="application/json",
-                )
-                if response.status_code != 202:
-                    raise RuntimeError(f"/events refused the demo batch: {response.content!r}")
-            for experiment in Experiment.objects.filter(status=Status.RUNNING):
-                snapshot_compute_now(experiment=experiment)
-            self.stdout.write(f"Day {day + 1}/{DAYS}: {per_day} users, snapshots computed.")
-        ranker = Experiment.objects.get(key="search-ranker-v2")
-        services.experiment_stop(experiment=ranker, shipped_variant="ltr-v2")
-        for experiment in Experiment.objects.filter(status=Status.RUNNING):
-            summary = experiment.snapshots.filter(state="done").first().results["summary"]
-            self.stdout.write(f"  {experiment.key}: {summary}")
+            day_start = week_start + timedelta(days=day)
+            # The day's end: after its last outcome (users arrive in the first 14 hours and
+            # act within 10 hours), so no event is in the simulated future.
+            with simulated_clock(day_start + timedelta(days=1)):
+                config = _config_refresh(client, config)
+                events: list[dict] = []
+                for i in range(day * per_day, (day + 1) * per_day):
+                    events += self._user(config, rng, f"demo-user-{i}", day_start)
+                for start in range(0, len(events), 1000):
+                    response = client.post(
+                        "/api/v1/events",
+                        {"events": events[start : start + 1000]},
+                        content_type="application/json",
+                    )
+                    if response.status_code != 202:
+                        raise RuntimeError(
+                            f"/events refused the demo batch: {response.content!r}"
+                        )
+                for experiment in Experiment.objects.filter(status=Status.RUNNING):
+                    snapshot_compute_now(experiment=experiment)
+                if day == DAYS - 1:
+                    # The ranker's winner ships at the end of the week.
+                    ranker = Experiment.objects.get(key="search-ranker-v2")
+                    services.experiment_stop(experiment=ranker, shipped_variant="ltr-v2")
 
     def _user(self, config: LoadedConfig, rng: random.Random, unit: str, day_start) -> list[dict]:
         attributes = {
@@ -256,7 +310,7 @@ class Command(BaseCommand):
             "app_version": rng.choice(["5.1.0", "5.2.0", "5.3.1"]),
         }
         events = []
-        seen = day_start + timedelta(seconds=rng.randint(0, 86_000))
+        seen = day_start + timedelta(seconds=rng.randint(0, 50_000))
         # Assigned locally from /config with the Python client's engine, as
         # variantlab_client.Client.assign does (the same answers as POST /assign).
         for key, got in config.served.assign(unit, attributes).items():

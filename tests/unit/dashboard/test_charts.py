@@ -102,7 +102,7 @@ def test_effect_over_time__single_or_no_points__still_draws() -> None:
     at = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
     one = parse(charts.effect_over_time([charts.EffectPoint(at, 0.1, 0.0, 0.2)]))
     assert one.find("svg:polygon[@class='vl-band']", NS) is not None
-    assert "No snapshots yet" in charts.effect_over_time(
+    assert "No estimate in the analyses so far" in charts.effect_over_time(
         [charts.EffectPoint(at, None, None, None)]
     )
 
@@ -128,3 +128,20 @@ def test_progress_bar__partial_full_and_no_plan() -> None:
     assert float(over.find("svg:rect[@class='vl-progress-fill']", NS).get("width")) == 400
     assert re.search(r"1,500 of 1,000 units \(150%\)", charts.progress_bar(1500, 1000))
     assert "no plan" in charts.progress_bar(10, None)
+
+
+def test_effect_over_time__wide_early_interval__tick_labels_stay_inside_the_svg() -> None:
+    # Given a first look whose interval spans thousands of percent
+    start = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
+    points = [
+        charts.EffectPoint(start, 0.5, -25.0, 30.0),
+        charts.EffectPoint(start + dt.timedelta(days=1), 0.1, -0.2, 0.4),
+    ]
+    # When drawn
+    svg = charts.effect_over_time(points)
+    # Then every right-aligned tick label ends far enough right to hold its text
+    labels = re.findall(r'<text x="([\d.]+)"[^>]*text-anchor="end"[^>]*>([^<]+)</text>', svg)
+    ticks = [(float(x), text) for x, text in labels if text.endswith("%")]
+    assert any(len(text) >= 6 for _, text in ticks)
+    for x, text in ticks:
+        assert x >= charts.LABEL_CHAR_PX * len(text) + 4, (x, text)

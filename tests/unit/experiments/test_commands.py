@@ -28,7 +28,15 @@ def test_create_api_key__unknown_scope__command_error() -> None:
 def test_demo__fresh_database__finished_running_and_srm_experiments(transactional_db) -> None:
     out = StringIO()
     call_command("demo", "--units", "1400", stdout=out)
-    assert "admin / variantlab-demo" in out.getvalue()
+    text = out.getvalue()
+    assert "user admin, password variantlab-demo" in text
+    # Quiet: what the user needs, ending with the real key in a ready-to-paste curl
+    key = next(line.split()[2] for line in text.splitlines() if line.startswith("API key:"))
+    assert key.startswith("vl_")
+    assert text.rstrip().splitlines()[-1].startswith(f"  curl -s -H 'Authorization: Bearer {key}'")
+    for noise in ("<key>", "Task ", "No hostname", "Content-Type: text/plain", "Subject:"):
+        assert noise not in text
+    assert len(text.splitlines()) <= 12
     assert Exposure.objects.count() > 500
     # One finished with its winner shipped, running ones, and an SRM made by dropped exposures
     ranker = Experiment.objects.get(key="search-ranker-v2")
@@ -36,6 +44,13 @@ def test_demo__fresh_database__finished_running_and_srm_experiments(transactiona
     assert Experiment.objects.filter(status="running").count() == 2
     spellcheck = Experiment.objects.get(key="search-spellcheck")
     assert spellcheck.snapshots.filter(state="done").count() == 7
+    # The week is stamped on simulated days: a start a week ago, one snapshot a day, exposures
+    # spread over the seven days, the winner shipped at the end
+    days = sorted(s.computed_at.date() for s in spellcheck.snapshots.all())
+    assert len(set(days)) == 7 and (days[-1] - days[0]).days == 6
+    assert (ranker.stopped_at - ranker.started_at).days == 7
+    first = {e.first_exposed_at.date() for e in Exposure.objects.filter(experiment=spellcheck)}
+    assert len(first) == 7
     # Running it again is harmless
     call_command("demo", "--units", "10", stdout=StringIO())
     assert Experiment.objects.filter(key="search-ranker-v2").count() == 1

@@ -166,11 +166,17 @@ def expected_units(built: Built) -> pd.DataFrame:
             denominator = denominator.reindex(result.index, fill_value=0.0)
             column = numerator / denominator.where(denominator != 0)
         column = column.reindex(result.index)
+        parts = {}
+        if metric.aggregation == "ratio":
+            # The dashboard's ratio is Σnumerator / Σdenominator: both parts per unit.
+            parts = {"numerator": numerator, "denominator": denominator}
         if metric.aggregation in ("conversion", "count"):
             column = column.fillna(0).astype("int64")
         elif metric.aggregation == "sum":
             column = column.fillna(0.0)
         result[metric.key] = column.astype("float64" if column.dtype.kind == "f" else "int64")
+        for part, values in parts.items():
+            result[f"{metric.key}_{part}"] = values.astype("float64")
     return result.reset_index()
 
 

@@ -9,6 +9,7 @@ import datetime as dt
 import io
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -64,10 +65,12 @@ def assert_same(got: pd.DataFrame, expected: pd.DataFrame) -> None:
 def test_units_export__raw_rows__equal_pandas_per_unit_values(built, fmt) -> None:
     # Given exposures and outcomes around every metric's windows
     keys = [link.metric.key for link in built.experiment.metrics.all()]  # the analysis' order
+    keys += ["per-session_numerator", "per-session_denominator"]  # the ratio's two parts
     expected = data.expected_units(built)[UNIT_COLUMNS + keys]
     # When the units are exported and read back
     got = read(export(built.experiment, "units", fmt), fmt, "first_exposed_at")
-    # Then the columns are the contract's plus one per metric key, the rows the oracle's
+    # Then the columns are the contract's plus one per metric key (and the ratio's parts),
+    # the rows the oracle's
     assert list(got.columns) == UNIT_COLUMNS + keys
     assert_same(got.sort_values("unit_id"), expected)
     # and multiple-variant units and the unknown variant key are left out
@@ -98,6 +101,8 @@ def test_units_export__unit_without_events__zeros_and_nulls_in_json(built) -> No
         "revenue": 0.0,
         "basket": None,
         "per-session": None,
+        "per-session_numerator": 0.0,
+        "per-session_denominator": 0.0,
     }
 
 
@@ -285,7 +290,10 @@ def test_summary_export__latest_snapshot__rows_equal_snapshot_comparisons(snapsh
     got = data.read_csv(content, None) if fmt == "csv" else pd.read_parquet(io.BytesIO(content))
     # Then one row per metric × treatment, in the snapshot's order, equal to its rows
     v2_columns = ["adjusted_ci_low", "adjusted_ci_high", "effective_alpha", "harm"]
-    assert list(got.columns) == ["snapshot_id", *expected.columns, "reason", *v2_columns]
+    arms = ["mean", "variance", "baseline_mean", "baseline_variance"]
+    columns = list(expected.columns)
+    columns[6:6] = arms  # each arm's mean and variance follow the unit counts
+    assert list(got.columns) == ["snapshot_id", *columns, "reason", *v2_columns]
     # Results written before the v2 rule have no adjusted_ci: the deciding interval is the
     # reported one
     for side in ("low", "high"):
@@ -305,18 +313,34 @@ def test_summary_export__latest_snapshot__rows_equal_snapshot_comparisons(snapsh
     ]
 
 
-def test_summary_export__json__contract_comparisons_with_intervals(snapshot) -> None:
-    # Given / When
+def flat(comparison: dict) -> dict:
+    """A §5 comparison with its intervals split into ``_low`` / ``_high`` columns."""
+    out = {}
+    for key, value in comparison.items():
+        if key.endswith("_ci"):
+            low, high = value or (None, None)
+            out[f"{key}_low"], out[f"{key}_high"] = low, high
+        else:
+            out[key] = value
+    return out
+
+
+def test_summary_export__json__same_flat_columns_as_csv_and_parquet(snapshot) -> None:
+    # Given / When the summary in the three formats
     rows = json.loads(export(snapshot.experiment, "summary", "json"))
-    # Then each object is the §8 comparison plus metric, role (and snapshot, unit counts)
+    csv_frame = data.read_csv(export(snapshot.experiment, "summary", "csv"), None)
+    parquet = pd.read_parquet(io.BytesIO(export(snapshot.experiment, "summary", "parquet")))
+    # Then JSON has exactly the columns of CSV and Parquet, in the same order
+    assert list(rows[0]) == list(csv_frame.columns) == list(parquet.columns)
+    # and each object is the §5 comparison (intervals split) plus metric, role, arms
     comparisons = [
-        {**c, "metric": m["metric"], "role": m["role"]}
+        flat({**c, "metric": m["metric"], "role": m["role"]})
         for m in snapshot.results["metrics"]
         for c in m["comparisons"]
     ]
     assert [{k: r[k] for k in c} for r, c in zip(rows, comparisons, strict=True)] == comparisons
-    assert rows[0]["absolute_ci"] == [0.01, 0.03]
-    assert rows[1]["absolute_ci"] is None
+    assert (rows[0]["absolute_ci_low"], rows[0]["absolute_ci_high"]) == (0.01, 0.03)
+    assert rows[1]["absolute_ci_low"] is None and rows[1]["absolute_ci_high"] is None
     assert rows[0]["units"] == 310
     assert rows[0]["baseline_units"] == 400
 
@@ -330,3 +354,43 @@ def test_summary_export__no_finished_snapshot__not_found(db) -> None:
     with pytest.raises(NotFoundError) as caught:
         export_table(experiment=experiment, level="summary")
     assert caught.value.code == "no_results"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "json"])
+def test_units_export__winsorized_metrics__raw_and_capped_at_numpy_percentile(built, fmt) -> None:
+    # Given a sum, a mean and a ratio capped at their 90th percentile (conversions never are)
+    from experiments.models import Metric
+
+    Metric.objects.filter(key__in=["revenue", "basket", "per-session"]).update(
+        winsorize_percentile=90.0
+    )
+    # When the units are exported
+    got = read(export(built.experiment, "units", fmt), fmt, "first_exposed_at")
+    # Then each capped value sits beside its raw value
+    assert "converted_winsorized" not in got.columns
+    twins = {
+        "revenue": ["revenue", "revenue_winsorized"],
+        "basket": ["basket", "basket_winsorized"],
+        "per-session": [
+            "per-session",
+            "per-session_numerator",
+            "per-session_denominator",
+            "per-session_numerator_winsorized",
+            "per-session_denominator_winsorized",
+        ],
+    }
+    order = [link.metric.key for link in built.experiment.metrics.all()]
+    assert list(got.columns)[3:] == [c for key in order for c in twins.get(key, [key])]
+    for raw_name in ("revenue", "basket", "per-session_numerator", "per-session_denominator"):
+        raw = got[raw_name].astype("float64")
+        analysed = raw.dropna()  # a mean metric: units without events are not analysed
+        # numpy's default (linear) percentile over every analysed unit, variants pooled
+        cap = np.percentile(analysed.to_numpy(), 90)
+        expected = raw.where(raw.isna(), np.minimum(raw, cap))
+        pd.testing.assert_series_equal(
+            got[f"{raw_name}_winsorized"].astype("float64"),
+            expected,
+            check_names=False,
+            rtol=1e-9,
+        )
+        assert (got[f"{raw_name}_winsorized"] < raw).any()  # the cap changed something

@@ -136,7 +136,7 @@ def test_export_api__summary_with_snapshot__rows(api, experiment) -> None:
     response = api.get(URL.format(key="checkout"), {"format": "json", "level": "summary"})
     # Then
     (row,) = json.loads(body(response))
-    assert row["absolute_ci"] == [0.25, 0.75]
+    assert (row["absolute_ci_low"], row["absolute_ci_high"]) == (0.25, 0.75)
     assert row["metric"] == "m"
 
 

@@ -33,6 +33,7 @@ def seed(api, key: str = "model", *, latency_gap: float = 30.0, **analysis) -> d
     )
     MetricFactory(
         key="latency",
+        name="Model latency",
         event="latency_ms",
         aggregation="mean",
         direction="decrease",
@@ -155,7 +156,8 @@ def test_monitor__harm_without_auto_rollback__alerted_once_not_rolled_back(
     # The harm e-mail went out once, to the owner; nothing was rolled back
     harm_mails = [m for m in mail.outbox if "Guardrail harm" in m.subject]
     assert len(harm_mails) == 1 and harm_mails[0].to == ["ml-team@example.com"]
-    assert "latency" in harm_mails[0].body
+    # The metric by its name, not its key (issue #15)
+    assert "Guardrail Model latency: harm detected" in harm_mails[0].body
     assert Variant.objects.get(key="treatment").rolled_back_at is None
 
 
