@@ -7,6 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from variantlab_client.conditions import compile_condition, evaluate_condition
+from variantlab_client.config import LoadedConfig
 from variantlab_client.engine import (
     Assignment,
     ExperimentConfig,
@@ -17,6 +18,7 @@ from variantlab_client.engine import (
     choose_variant,
     hash_unit,
 )
+from variantlab_client.growthbook import features_payload
 
 CONTROL = VariantConfig("control", 0.34, True, {"model": "v1"})
 GREEN = VariantConfig("green", 0.33, False, {"model": "v2"})
@@ -69,6 +71,49 @@ def test_assign__stopped_without_shipped_variant__control_not_running() -> None:
     assert assign(stopped, "user-1", {}) == Assignment(
         "control", {"model": "v1"}, False, "not_running"
     )
+
+
+def test_assign__archived__control_not_running_never_shipped() -> None:
+    # An archived experiment is never in a served config; built by hand, it serves nothing
+    # it had shipped (CONTRACT §8.7: archiving ends the shipped variant)
+    archived = config(status="archived", shipped_variant="red")
+    assert assign(archived, "user-1", {}) == Assignment(
+        "control", {"model": "v1"}, False, "not_running"
+    )
+
+
+def _row(key: str, status: str, shipped: str | None = None) -> dict[str, Any]:
+    return {
+        "key": key,
+        "status": status,
+        "shipped_variant": shipped,
+        "seed": key,
+        "hash_version": 2,
+        "coverage": 1.0,
+        "variants": [
+            {"key": "control", "weight": 0.5, "is_control": True, "payload": {"m": 1}},
+            {"key": "b", "weight": 0.5, "is_control": False, "payload": {"m": 2}},
+        ],
+        "condition": {},
+        "layer": None,
+        "forced_assignments": {},
+    }
+
+
+def test_loaded_config__archived_row__not_served_shipped_row_served() -> None:
+    # Given a /config (e.g. a saved file from before the archive) with an archived row
+    document = {"experiments": [_row("old", "archived", "b"), _row("won", "stopped", "b")]}
+    loaded = LoadedConfig.parse(document, None)
+    # When a unit is assigned by default and by name
+    # Then only the shipped one is served; the archived one is not known at all
+    assert loaded.served.assign("u-1", {}) == {
+        "won": Assignment("b", {"m": 2}, False, "shipped")
+    }
+    assert loaded.experiment_set(("old", "won")).assign("u-1", {}).keys() == {"won"}
+    # And GrowthBook's payload has no feature for it, and a force rule for the shipped one
+    assert features_payload(document["experiments"])["features"] == {
+        "won": {"defaultValue": {"m": 1}, "rules": [{"force": {"m": 2}}]}
+    }
 
 
 # No per-example deadline: on a shared machine it would be a timed assertion in disguise.

@@ -225,7 +225,10 @@ class _Answers:
 @dataclass(frozen=True, slots=True)
 class ExperimentConfig:
     key: str
-    status: str  # "draft" | "running" | "paused" | "stopped"
+    # "draft" | "running" | "paused" | "stopped" | "archived": anything but running serves the
+    # control (`not_running`), or the shipped variant when stopped with one (`shipped`).
+    # Archived experiments are never in a served config; one built by hand gets the control.
+    status: str
     seed: str
     hash_version: int
     coverage: float
