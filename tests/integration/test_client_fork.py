@@ -252,7 +252,10 @@ def test_client__celery_prefork_two_children__each_refreshes_and_delivers_after_
     server = web_server()
     _, key = services.api_key_create(name="fork-celery", scopes=["assign", "events"])
     worker = ForkCeleryWorker(server.url, key, settings.REDIS_URL).start()
-    sender = Celery("sender", broker=settings.REDIS_URL, backend=settings.REDIS_URL)
+    # Not the current app: shared tasks (the project's) would otherwise be sent through it.
+    sender = Celery(
+        "sender", broker=settings.REDIS_URL, backend=settings.REDIS_URL, set_as_current=False
+    )
     try:
 
         def run(units: list[str]) -> list[dict]:

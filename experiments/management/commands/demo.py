@@ -10,7 +10,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import transaction
+from django.db import connections, transaction
 from django.test import Client
 from django.utils import timezone
 from variantlab_client import Client as VariantlabClient
@@ -296,7 +296,14 @@ def _app_client(raw_key: str) -> tuple[VariantlabClient, WSGIServer]:
             pass
 
     server = make_server("127.0.0.1", 0, get_wsgi_application(), handler_class=Quiet)
-    threading.Thread(target=server.serve_forever, name="demo-server", daemon=True).start()
+
+    def serve() -> None:
+        try:
+            server.serve_forever()
+        finally:
+            connections.close_all()  # this thread's: only it can close them
+
+    threading.Thread(target=serve, name="demo-server", daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}"
     app = VariantlabClient(url, raw_key, refresh_seconds=60, log_exposures=False)
     if not app.wait_ready(30):
