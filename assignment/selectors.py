@@ -91,8 +91,10 @@ def experiment_config_json(
 def assignment_config_load() -> AssignmentConfig:
     # Drafts are served too (as not running), so app code can ship before its experiment
     # starts; a draft whose variants are still incomplete stays "unknown" until it is fixed.
+    # Archived experiments are not served at all (docs/api.md §13): a named one is "unknown".
     experiments = (
-        Experiment.objects.select_related("layer")
+        Experiment.objects.exclude(status=Status.ARCHIVED)
+        .select_related("layer")
         .prefetch_related("variants", "forced_assignments__variant")
         .order_by("key")
     )

@@ -285,8 +285,9 @@ def parse_args() -> argparse.Namespace:
         "--key-rate-limit",
         type=int,
         default=0,
-        help="give the key a rate limit (requests/s) so every request pays the shared Redis "
-        "counter; set it above the load (e.g. 1000000) to measure the limiter's cost alone",
+        help="give the key a rate limit (requests/s) so every request goes through the limiter "
+        "(tokens leased from Redis in batches); set it above the load (e.g. 1000000) to "
+        "measure the limiter's cost alone",
     )
     return parser.parse_args()
 

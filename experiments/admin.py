@@ -141,7 +141,7 @@ class VariantInline(admin.TabularInline):
     def get_readonly_fields(self, request: HttpRequest, obj: Experiment | None = None) -> tuple:
         if obj is not None and obj.status in LIVE_STATUSES:
             return ("key", "weight", "is_control")
-        if obj is not None and obj.status == Status.STOPPED:
+        if obj is not None and obj.status in services.CLOSED_STATUSES:
             return self.fields
         return ()
 
@@ -160,7 +160,7 @@ class FrozenWhenStoppedInline(admin.TabularInline):
     """A stopped experiment can no longer change (the service refuses): show it read-only."""
 
     def _open(self, obj: Experiment | None) -> bool:
-        return obj is None or obj.status != Status.STOPPED
+        return obj is None or obj.status not in services.CLOSED_STATUSES
 
     def has_add_permission(self, request: HttpRequest, obj: Experiment | None = None) -> bool:
         return self._open(obj) and super().has_add_permission(request, obj)
@@ -214,7 +214,10 @@ FROZEN_REASONS = {
     Status.PAUSED: "Paused: the key, seed, hash version, layer and the variants' keys, weights "
     "and control stay frozen until the experiment stops.",
     Status.STOPPED: "Stopped: the configuration can no longer change (the results refer to "
-    "it). Create a new experiment to test again.",
+    "it). Create a new experiment to test again. A shipped variant is served to every unit "
+    "until the experiment is archived.",
+    Status.ARCHIVED: "Archived: no longer served by /assign, /config or /features; the "
+    "configuration and results stay for reference.",
 }
 
 
@@ -393,7 +396,7 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
     search_fields = ("key", "name", "owner", "hypothesis")
     list_select_related = ("layer",)
     inlines = (VariantInline, ExperimentMetricInline, ForcedAssignmentInline)
-    actions = ("start_selected", "pause_selected", "stop_selected")
+    actions = ("start_selected", "pause_selected", "stop_selected", "archive_selected")
     readonly_fields = (
         "status",
         "shipped_variant",
@@ -512,7 +515,7 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Experiment | None = None) -> tuple:
         fields = self.readonly_fields
-        if obj is not None and obj.status == Status.STOPPED:
+        if obj is not None and obj.status in services.CLOSED_STATUSES:
             return fields + tuple(ExperimentForm.Meta.fields)
         if obj is not None and obj.status != Status.DRAFT:
             fields += ("key",)
@@ -567,8 +570,8 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
         return self.admin_site.admin_view(lambda request, **kw: function(request, self, **kw))
 
     def move_view(self, request: HttpRequest, object_id: int, move: str) -> HttpResponse:
-        """Start, pause, stop or ship: GET shows what will happen to traffic and asks to
-        confirm; POST (the confirmation's button) moves through the services."""
+        """Start, pause, stop, ship or archive: GET shows what will happen to traffic and asks
+        to confirm; POST (the confirmation's button) moves through the services."""
         experiment = get_object_or_404(Experiment, pk=object_id)
         change_url = reverse("admin:experiments_experiment_change", args=[object_id])
         variant = request.POST.get("variant", "") or request.GET.get("variant", "")
@@ -660,6 +663,8 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
                 services.experiment_pause(experiment=experiment)
             elif move in ("stop", "ship"):
                 services.experiment_stop(experiment=experiment, shipped_variant=variant)
+            elif move == "archive":
+                services.experiment_archive(experiment=experiment)
             else:
                 raise ServiceError(f"Unknown action '{move}'.")
         except ServiceError as exc:
@@ -685,6 +690,11 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
     def stop_selected(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
         for experiment in queryset:
             self._apply_move(request, experiment, "stop")
+
+    @admin.action(description="Archive selected stopped experiments (no longer served)")
+    def archive_selected(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
+        for experiment in queryset:
+            self._apply_move(request, experiment, "archive")
 
     def change_view(
         self,
@@ -716,6 +726,7 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
                     ),
                     (Status.PAUSED, "pause", "Pause"),
                     (Status.STOPPED, "stop", "Stop"),
+                    (Status.ARCHIVED, "archive", "Archive"),
                 )
                 if target in services.ALLOWED_MOVES[experiment.status]
             ]

@@ -129,6 +129,16 @@ MOVES: dict[str, MoveText] = {
         ),
         done="“{name}” is stopped and {variant} is shipped: everyone now gets {variant}.",
     ),
+    "archive": MoveText(
+        title="Archive “{name}”?",
+        button="Yes, archive it",
+        traffic=(
+            "It is no longer served: /assign, /config and /features leave it out, so apps "
+            "fall back to their own default (a shipped variant stops being served too). The "
+            "results stay readable. This is final."
+        ),
+        done="“{name}” is archived: it is no longer served.",
+    ),
     "rollback": MoveText(
         title="Roll back {variant} in “{name}”?",
         button="Yes, roll back {variant}",

@@ -22,6 +22,7 @@ from experiments.models import (
     Method,
     Metric,
     Role,
+    Status,
 )
 from experiments.selectors import experiment_json, experiment_list, metric_json
 
@@ -181,7 +182,7 @@ class ExperimentOutput(serializers.Serializer):
     name = serializers.CharField()
     hypothesis = serializers.CharField(allow_blank=True)
     owner = serializers.CharField(allow_blank=True)
-    status = serializers.ChoiceField(choices=["draft", "running", "paused", "stopped"])
+    status = serializers.ChoiceField(choices=Status.choices)
     seed = serializers.CharField()
     hash_version = serializers.IntegerField()
     coverage = serializers.FloatField()
@@ -306,6 +307,27 @@ class ExperimentStopApi(ExperimentStatusApi):
 
 
 STATUS_APIS = {"start": ExperimentStartApi, "pause": ExperimentPauseApi, "stop": ExperimentStopApi}
+
+
+class ArchiveInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+
+class ExperimentArchiveApi(APIView):
+    """POST /experiments/{key}/archive (docs/api.md §13): a stopped experiment is no longer
+    served (its shipped variant included); 409 from any other status."""
+
+    required_scopes = "write"
+
+    @extend_schema(request=ArchiveInput, responses=ExperimentOutput)
+    def post(self, request: Request, key: str) -> Response:
+        experiment = get_object_or_404(Experiment, key=key)
+        incoming = ArchiveInput(data=request.data or {})
+        incoming.is_valid(raise_exception=True)
+        services.experiment_archive(
+            experiment=experiment, reason=incoming.validated_data.get("reason", "")
+        )
+        return Response(experiment_json(experiment_list().get(pk=experiment.pk)))
 
 
 class RollbackInput(serializers.Serializer):

@@ -24,6 +24,8 @@ class Status(models.TextChoices):
     RUNNING = "running"
     PAUSED = "paused"
     STOPPED = "stopped"
+    # docs/api.md §13: retired; no longer served by /assign, /config or /features.
+    ARCHIVED = "archived"
 
 
 class Method(models.TextChoices):

@@ -33,8 +33,13 @@ ALLOWED_MOVES: dict[str, set[str]] = {
     Status.DRAFT: {Status.RUNNING},
     Status.RUNNING: {Status.PAUSED, Status.STOPPED},
     Status.PAUSED: {Status.RUNNING, Status.STOPPED},
-    Status.STOPPED: set(),
+    # A stopped experiment (with a shipped variant: still served to every unit) is retired by
+    # archiving it (docs/api.md §13); an archived one is final.
+    Status.STOPPED: {Status.ARCHIVED},
+    Status.ARCHIVED: set(),
 }
+# Statuses whose configuration can no longer change.
+CLOSED_STATUSES = (Status.STOPPED, Status.ARCHIVED)
 
 ANALYSIS_FIELDS = (
     "alpha",
@@ -173,6 +178,30 @@ def experiment_stop(*, experiment: Experiment, shipped_variant: str = "") -> Exp
     return experiment
 
 
+@transaction.atomic
+def experiment_archive(*, experiment: Experiment, reason: str = "") -> Experiment:
+    """Retire a stopped experiment (docs/api.md §13): from the next config version it is no
+    longer served by /assign (a named key is `unknown`), /config or /features, so a shipped
+    variant stops being handed out and the app's own default takes over. Final.
+
+    Saving the row bumps the config version (experiments/signals.py).
+    """
+    experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    _move(experiment, Status.ARCHIVED)
+    before = experiment.status
+    experiment.status = Status.ARCHIVED
+    experiment.save(update_fields=["status", "updated_at"])
+    audit_record(
+        action="archive",
+        object_type="experiment",
+        object_key=experiment.key,
+        experiment_key=experiment.key,
+        changes={"status": [before, experiment.status]},
+        reason=reason,
+    )
+    return experiment
+
+
 ROLLBACK_STATUSES = (Status.RUNNING, Status.PAUSED)
 
 
@@ -297,8 +326,10 @@ def experiment_save(
     else:
         experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
         before = experiment_state(experiment.pk)
-    if not creating and experiment.status == Status.STOPPED:
-        raise ConflictError(f"Experiment '{experiment.key}' is stopped and can no longer change.")
+    if not creating and experiment.status in CLOSED_STATUSES:
+        raise ConflictError(
+            f"Experiment '{experiment.key}' is {experiment.status} and can no longer change."
+        )
     if not creating and experiment.status in (Status.RUNNING, Status.PAUSED):
         _refuse_frozen_changes(experiment, data)
 

@@ -14,6 +14,11 @@ urlpatterns = [
         for action in ("start", "pause", "stop")
     ],
     path(
+        "experiments/<str:key>/archive",
+        apis.ExperimentArchiveApi.as_view(),
+        name="experiment-archive",
+    ),
+    path(
         "experiments/<str:key>/variants/<str:variant>/rollback",
         apis.VariantRollbackApi.as_view(),
         name="variant-rollback",

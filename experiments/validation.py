@@ -90,11 +90,11 @@ def experiment_field_errors(experiment: Experiment) -> dict[str, list[str]]:
 def _overlapping_layer_experiment(experiment: Experiment) -> Experiment | None:
     from experiments.models import Experiment, Status
 
-    # A stopped experiment gives its range back to the layer.
+    # A stopped (or archived) experiment gives its range back to the layer.
     return (
         Experiment.objects.filter(layer_id=experiment.layer_id)  # type: ignore[misc]
         .exclude(pk=experiment.pk)
-        .exclude(status=Status.STOPPED)
+        .exclude(status__in=(Status.STOPPED, Status.ARCHIVED))
         .filter(Q(layer_start__lt=experiment.layer_end) & Q(layer_end__gt=experiment.layer_start))
         .only("key", "layer_start", "layer_end")
         .first()

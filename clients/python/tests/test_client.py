@@ -47,6 +47,24 @@ def test_assign__before_any_config__fallback_for_named_and_empty_otherwise(
     assert client.flush(timeout=0.2)  # no exposure was queued for fallbacks
 
 
+def test_assign__log_exposures_off__same_answers_no_exposure_outcomes_still_sent(
+    make_client, fake_server: FakeServer
+) -> None:
+    # Given a client told that the app logs its own exposures
+    client = make_client(fake_server.url, log_exposures=False)
+    assert client.wait_ready(WAIT)
+    expected_config = LoadedConfig.parse(CONFIG, None).experiments
+    # When units are assigned (some in the experiment) and one outcome is tracked
+    answers = {f"u-{i}": client.assign(f"u-{i}") for i in range(50)}
+    client.track("u-1", "purchase")
+    assert client.flush(timeout=WAIT)
+    # Then the answers are the engine's, and only the outcome was posted
+    assert any(a.in_experiment for got in answers.values() for a in got.values())
+    for unit, got in answers.items():
+        assert got == {k: assign(c, unit, {}) for k, c in expected_config.items()}
+    assert [e["type"] for e in fake_server.events] == ["outcome"]
+
+
 def test_assign__config_loaded__same_as_engine_and_exposures_delivered_with_ids(
     make_client, fake_server: FakeServer
 ) -> None:

@@ -7,16 +7,19 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from variantlab_client.conditions import compile_condition, evaluate_condition
+from variantlab_client.config import LoadedConfig
 from variantlab_client.engine import (
     Assignment,
     ExperimentConfig,
     ExperimentSet,
     VariantConfig,
+    _point_table,
     assign,
     bucket_ranges,
     choose_variant,
     hash_unit,
 )
+from variantlab_client.growthbook import features_payload
 
 CONTROL = VariantConfig("control", 0.34, True, {"model": "v1"})
 GREEN = VariantConfig("green", 0.33, False, {"model": "v2"})
@@ -71,6 +74,47 @@ def test_assign__stopped_without_shipped_variant__control_not_running() -> None:
     )
 
 
+def test_assign__archived__control_not_running_never_shipped() -> None:
+    # An archived experiment is never in a served config; built by hand, it serves nothing
+    # it had shipped (docs/api.md §13: archiving ends the shipped variant)
+    archived = config(status="archived", shipped_variant="red")
+    assert assign(archived, "user-1", {}) == Assignment(
+        "control", {"model": "v1"}, False, "not_running"
+    )
+
+
+def _row(key: str, status: str, shipped: str | None = None) -> dict[str, Any]:
+    return {
+        "key": key,
+        "status": status,
+        "shipped_variant": shipped,
+        "seed": key,
+        "hash_version": 2,
+        "coverage": 1.0,
+        "variants": [
+            {"key": "control", "weight": 0.5, "is_control": True, "payload": {"m": 1}},
+            {"key": "b", "weight": 0.5, "is_control": False, "payload": {"m": 2}},
+        ],
+        "condition": {},
+        "layer": None,
+        "forced_assignments": {},
+    }
+
+
+def test_loaded_config__archived_row__not_served_shipped_row_served() -> None:
+    # Given a /config (e.g. a saved file from before the archive) with an archived row
+    document = {"experiments": [_row("old", "archived", "b"), _row("won", "stopped", "b")]}
+    loaded = LoadedConfig.parse(document, None)
+    # When a unit is assigned by default and by name
+    # Then only the shipped one is served; the archived one is not known at all
+    assert loaded.served.assign("u-1", {}) == {"won": Assignment("b", {"m": 2}, False, "shipped")}
+    assert loaded.experiment_set(("old", "won")).assign("u-1", {}).keys() == {"won"}
+    # And GrowthBook's payload has no feature for it, and a force rule for the shipped one
+    assert features_payload(document["experiments"])["features"] == {
+        "won": {"defaultValue": {"m": 1}, "rules": [{"force": {"m": 2}}]}
+    }
+
+
 # No per-example deadline: on a shared machine it would be a timed assertion in disguise.
 untimed = settings(deadline=None)
 
@@ -107,8 +151,9 @@ def test_compile_condition__random_attributes__same_as_evaluate_condition(
     assert (compiled is None or compiled(attrs)) is evaluate_condition(condition, attrs)
 
 
+ROLLED_GREEN = VariantConfig("green", 0.33, False, {"model": "v2"}, True)
 experiment_shapes = st.builds(
-    lambda i, status, version, coverage, condition, layer, forced: config(
+    lambda i, status, version, coverage, condition, layer, forced, variants: config(
         key=f"exp-{i}",
         seed=f"seed-{i}",
         status=status,
@@ -117,6 +162,7 @@ experiment_shapes = st.builds(
         condition=condition,
         layer=layer,
         forced=forced,
+        variants=variants,
     ),
     i=st.integers(0, 10_000),
     status=st.sampled_from(["running", "running", "running", "paused", "stopped"]),
@@ -125,6 +171,7 @@ experiment_shapes = st.builds(
     condition=conditions,
     layer=st.sampled_from([None, ("layer-a", 0.0, 0.5), ("layer-a", 0.5, 1.0), ("b", 0.2, 0.9)]),
     forced=st.sampled_from([{}, {"qa": "red"}]),
+    variants=st.sampled_from([(CONTROL, GREEN, RED), (CONTROL, ROLLED_GREEN, RED)]),
 )
 
 
@@ -154,3 +201,24 @@ def test_experiment_set__point__equals_hash_unit(seed: str, unit_id: str) -> Non
     point = hash_unit(seed, unit_id, 2)
     assert point is not None
     assert answer.variant == f"v{choose_variant(point, bucket_ranges(100))}"
+
+
+@untimed
+@given(
+    weights=st.lists(
+        st.one_of(st.floats(-0.5, 1.5), st.sampled_from([0.0, 1 / 3, 0.1, 0.7])),
+        min_size=1,
+        max_size=6,
+    ),
+    coverage=st.one_of(st.floats(-0.5, 1.5), st.sampled_from([0.0, 1.0, 0.3333, 0.5])),
+)
+def test_point_table__any_weights_and_coverage__every_point_as_choose_variant(
+    weights: list[float], coverage: float
+) -> None:
+    # Given any ranges the engine can build (weights that do not sum to 1 included)
+    ranges = tuple(bucket_ranges(len(weights), coverage, weights))
+    table = _point_table(ranges)
+    assert table is not None
+    # When / Then: each of the 10,000 v2 points finds the range choose_variant finds
+    expected = [choose_variant(i / 10000, list(ranges)) for i in range(10000)]
+    assert [(-1 if t == len(ranges) else t) for t in table] == expected

@@ -5,20 +5,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from unittest import mock
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from django.contrib.auth import get_user_model
 from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import transaction
+from django.db import connections, transaction
 from django.test import Client
 from django.test.utils import override_settings
 from django.urls import reverse
 from django.utils import timezone
-from variantlab_client.config import LoadedConfig
+from variantlab_client import Client as VariantlabClient
 
 from analysis.models import Snapshot
 from analysis.services import snapshot_compute_now
@@ -277,16 +279,15 @@ class Command(BaseCommand):
         client = Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
         rng = random.Random(7)
         per_day = max(1, units // DAYS)
-        config = None
+        app, server = _app_client(raw_key)
         for day in range(DAYS):
             day_start = week_start + timedelta(days=day)
             # The day's end: after its last outcome (users arrive in the first 14 hours and
             # act within 10 hours), so no event is in the simulated future.
             with simulated_clock(day_start + timedelta(days=1)):
-                config = _config_refresh(client, config)
                 events: list[dict] = []
                 for i in range(day * per_day, (day + 1) * per_day):
-                    events += self._user(config, rng, f"demo-user-{i}", day_start)
+                    events += self._user(app, rng, f"demo-user-{i}", day_start)
                 for start in range(0, len(events), 1000):
                     response = client.post(
                         "/api/v1/events",
@@ -303,17 +304,19 @@ class Command(BaseCommand):
                     # The ranker's winner ships at the end of the week.
                     ranker = Experiment.objects.get(key="search-ranker-v2")
                     services.experiment_stop(experiment=ranker, shipped_variant="ltr-v2")
+        app.close(timeout=5)
+        server.shutdown()
 
-    def _user(self, config: LoadedConfig, rng: random.Random, unit: str, day_start) -> list[dict]:
+    def _user(self, app: VariantlabClient, rng: random.Random, unit: str, day_start) -> list[dict]:
         attributes = {
             "country": rng.choice(["US", "US", "CA", "GB", "DE", "FR"]),
             "app_version": rng.choice(["5.1.0", "5.2.0", "5.3.1"]),
         }
         events = []
         seen = day_start + timedelta(seconds=rng.randint(0, 50_000))
-        # Assigned locally from /config with the Python client's engine, as
-        # variantlab_client.Client.assign does (the same answers as POST /assign).
-        for key, got in config.served.assign(unit, attributes).items():
+        # Assigned locally by the Python client, as a real app does (the same answers as
+        # POST /assign).
+        for key, got in app.assign(unit, attributes).items():
             if not got.in_experiment:
                 continue
             if rng.random() >= 1 - DROPPED_EXPOSURES.get((key, got.variant), 0.0):
@@ -332,19 +335,34 @@ class Command(BaseCommand):
         return events
 
 
-def _config_refresh(client: Client, config: LoadedConfig | None) -> LoadedConfig:
-    """The simulated app's configuration, refreshed from /config (ETag) once a simulated day.
+def _app_client(raw_key: str) -> tuple[VariantlabClient, WSGIServer]:
+    """The simulated app's variantlab_client.Client, on this project served over HTTP on a
+    free loopback port (a thread), loaded and ready.
 
-    The app posts its events itself rather than through `Client.track`: it backdates them over
-    the simulated week and loses some exposures on purpose (the SRM experiment).
+    The app posts its exposure events itself (`log_exposures=False`) rather than through the
+    client: it backdates them over the simulated week and loses some on purpose (the SRM
+    experiment).
     """
-    headers = {"HTTP_IF_NONE_MATCH": config.etag} if config and config.etag else {}
-    response = client.get("/api/v1/config", **headers)
-    if response.status_code == 304 and config is not None:
-        return config
-    if response.status_code != 200:
-        raise RuntimeError(f"/config refused the demo: {response.content!r}")
-    return LoadedConfig.parse(response.json(), response["ETag"])
+    from django.core.wsgi import get_wsgi_application
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = make_server("127.0.0.1", 0, get_wsgi_application(), handler_class=Quiet)
+
+    def serve() -> None:
+        try:
+            server.serve_forever()
+        finally:
+            connections.close_all()  # this thread's: only it can close them
+
+    threading.Thread(target=serve, name="demo-server", daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    app = VariantlabClient(url, raw_key, refresh_seconds=60, log_exposures=False)
+    if not app.wait_ready(30):
+        raise RuntimeError(f"the demo's client could not load {url}/api/v1/config")
+    return app, server
 
 
 def _outcomes(rng: random.Random, unit: str, truth: dict, seen) -> list[dict]:

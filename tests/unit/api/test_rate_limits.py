@@ -26,9 +26,10 @@ NOW = 1_800_000_000.25  # a quarter into a window: Retry-After rounds the rest u
 
 @pytest.fixture(autouse=True)
 def fixed_clock():
-    ratelimit.local_windows._counts.clear()
+    ratelimit.rate_limits_reset()
     with mock.patch("experiments.ratelimit.time.time", return_value=NOW) as clock:
         yield clock
+    ratelimit.rate_limits_reset()
 
 
 def client_for(limit: int | None, scopes: tuple[str, ...] = ("all",)) -> APIClient:
@@ -81,10 +82,13 @@ def test_rate_limit__fast_path_refusal__counted_once() -> None:
     # Given a key limited to 2, used by /assign's fast path and then refused by DRF
     client = client_for(2)
     key_id = ApiKey.objects.get(name="limited").pk
-    statuses = [assign(client).status_code for _ in range(3)]
-    # Then the window holds three requests, not four (the 429 did not count twice)
+    with mock.patch.object(
+        ratelimit, "rate_limit_wait", wraps=ratelimit.rate_limit_wait
+    ) as counted:
+        statuses = [assign(client).status_code for _ in range(3)]
+    # Then each request was judged once: the 429 reused the fast path's verdict
     assert statuses == [200, 200, 429]
-    assert ratelimit._hits(key_id, int(NOW)) == 4  # this read is the fourth
+    assert [c.kwargs["key_id"] for c in counted.call_args_list] == [key_id] * 3
 
 
 def test_rate_limit__wrong_scope__403_not_429() -> None:

@@ -1,12 +1,13 @@
 """Agreement (issue 11): the Python client and an unmodified GrowthBook SDK fed /features give
-the answers of POST /assign, for every experiment shape, paused, shipped and rolled back."""
+the answers of POST /assign, for every experiment shape, paused, shipped, rolled back and
+archived."""
 
 from __future__ import annotations
 
 import pytest
 from django.utils import timezone
 from growthbook import GrowthBook
-from variantlab_client import Client
+from variantlab_client import FALLBACK, Client
 
 from core.config_version import config_version_bump
 from experiments import services
@@ -25,7 +26,8 @@ DEMO_CONDITION = {"country": {"$in": ["US", "CA", "GB"]}, "app_version": {"$vgte
 
 def _experiments() -> None:
     """The demo's three experiments, and one experiment per shape: weights, coverage,
-    targeting, layers (two sharing one, v1 hash), QA overrides, paused, shipped, rolled back."""
+    targeting, layers (two sharing one, v1 hash), QA overrides, paused, shipped, rolled back;
+    and two archived ones (one had shipped), which nothing may serve any more."""
     LayerFactory(key="search", name="Search page")
     for metric in demo.METRICS:
         services.metric_save(data=metric)
@@ -43,7 +45,19 @@ def _experiments() -> None:
     services.experiment_stop(experiment=make_experiment("shipped"), shipped_variant="treatment")
     rolled = make_experiment("rolled", variants=THREE, coverage=0.9)
     rolled.variants.filter(key="green").update(rolled_back_at=timezone.now())
+    shipped_then_archived = make_experiment("archived-shipped")
+    services.experiment_stop(experiment=shipped_then_archived, shipped_variant="treatment")
+    services.experiment_archive(experiment=shipped_then_archived)
+    services.experiment_archive(
+        experiment=services.experiment_stop(experiment=make_experiment("archived"))
+    )
     config_version_bump()
+
+
+# Named on every 10th unit: served experiments and the archived ones, which the server calls
+# unknown and the client answers with `fallback` (the app's own default).
+NAMED = ["shipped", "paused", "rolled", "archived-shipped", "archived"]
+ARCHIVED = {"archived-shipped", "archived"}
 
 
 def _attributes(i: int) -> dict:
@@ -81,6 +95,28 @@ def test_client_and_growthbook__5000_units__agree_with_post_assign(live_server, 
             assert {k: vars_of(a) for k, a in local.items()} == served, unit
             checked["client"] += len(served)
             reasons |= {a["reason"] for a in served.values()}
+            assert not ARCHIVED & set(local)
+            if i % 10 == 0:
+                named = api.post(
+                    "/api/v1/assign",
+                    {
+                        "unit_id": unit,
+                        "attributes": attributes,
+                        "experiments": NAMED,
+                        "log_exposure": False,
+                    },
+                    format="json",
+                ).json()
+                assert sorted(named["unknown"]) == sorted(ARCHIVED)
+                local_named = client.assign(unit, attributes, NAMED)
+                assert {k: local_named[k] for k in ARCHIVED} == dict.fromkeys(ARCHIVED, FALLBACK)
+                assert {
+                    k: vars_of(a) for k, a in local_named.items() if k not in ARCHIVED
+                } == named["assignments"], unit
+                growthbook.set_attributes({"id": unit, **attributes})
+                for key in ARCHIVED:
+                    result = growthbook.eval_feature(key)
+                    assert (result.value, result.source) == (None, "unknownFeature")
             # And the SDK gets the same payload, variant and in_experiment
             growthbook.set_attributes({"id": unit, **attributes})
             for key, expected in served.items():

@@ -56,6 +56,14 @@ CASES = [
         {"action": "pause_selected", "_selected_action": "{r}"},
         {E, A},
     ),
+    ("archive button", "post", f"{EXP}/{{r}}/move/archive/", {}, {E, A}),
+    (
+        "archive action",
+        "post",
+        f"{EXP}/",
+        {"action": "archive_selected", "_selected_action": "{r}"},
+        {E, A},
+    ),
     ("analyze button", "post", f"{EXP}/{{r}}/analyze/", {}, {E, A}),
     ("planner page", "get", f"{EXP}/{{e}}/plan/", None, {V, E, A}),
     (

@@ -1,7 +1,9 @@
 from io import StringIO
+from unittest import mock
 
 import pytest
 from django.core.management import CommandError, call_command
+from variantlab_client import Client
 
 from events.models import Exposure
 from experiments.models import ApiKey, Experiment
@@ -27,7 +29,8 @@ def test_create_api_key__unknown_scope__command_error() -> None:
 
 def test_demo__fresh_database__finished_running_and_srm_experiments(transactional_db) -> None:
     out = StringIO()
-    call_command("demo", "--units", "1400", stdout=out)
+    with mock.patch.object(Client, "assign", autospec=True, side_effect=Client.assign) as calls:
+        call_command("demo", "--units", "1400", stdout=out)
     text = out.getvalue()
     assert "user admin, password variantlab-demo" in text
     # Quiet: what the user needs, ending with the real key in a ready-to-paste curl
@@ -37,6 +40,11 @@ def test_demo__fresh_database__finished_running_and_srm_experiments(transactiona
     for noise in ("<key>", "Task ", "No hostname", "Content-Type: text/plain", "Subject:"):
         assert noise not in text
     assert len(text.splitlines()) <= 12
+    # The simulated app assigned each of its users through variantlab_client.Client, which
+    # had loaded the three experiments from /api/v1/config over HTTP
+    assert calls.call_count == 1400
+    app = calls.call_args.args[0]
+    assert sorted(app._config.experiments) == sorted(e.key for e in Experiment.objects.all())
     assert Exposure.objects.count() > 500
     # One finished with its winner shipped, running ones, and an SRM made by dropped exposures
     ranker = Experiment.objects.get(key="search-ranker-v2")

@@ -87,6 +87,7 @@ class Client:
         flush_seconds: float = 1.0,
         config_path: str | os.PathLike[str] | None = None,
         max_queue: int = 10_000,
+        log_exposures: bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.refresh_seconds = refresh_seconds
@@ -94,6 +95,8 @@ class Client:
         self.flush_seconds = flush_seconds
         self.config_path = os.fspath(config_path) if config_path is not None else None
         self.max_queue = max(1, max_queue)
+        # False: the app logs its exposures itself (e.g. a simulation that backdates them).
+        self.log_exposures = log_exposures
         self.dropped_events = 0
         self._drop_logged_at = -DROP_LOG_SECONDS
         self._headers = {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT}
@@ -144,6 +147,8 @@ class Client:
             result = config.experiment_set(keys).assign(unit_id, attributes)
             if len(result) != len(keys):
                 result = {key: result.get(key, FALLBACK) for key in keys}
+        if not self.log_exposures:
+            return result
         now = time.time()
         snapshot: dict[str, Any] | None = None
         for key, assignment in result.items():

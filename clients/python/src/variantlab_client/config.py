@@ -9,6 +9,7 @@ from typing import Any
 from variantlab_client.engine import ExperimentConfig, ExperimentSet, VariantConfig
 
 NAMED_SETS_MAX = 1024
+NOT_SERVED = frozenset({"archived"})
 
 
 def experiment_from_json(row: Mapping[str, Any]) -> ExperimentConfig:
@@ -49,7 +50,13 @@ class LoadedConfig:
     @classmethod
     def parse(cls, document: Mapping[str, Any], etag: str | None) -> LoadedConfig:
         rows: Iterable[Mapping[str, Any]] = document["experiments"]
-        experiments = {row["key"]: experiment_from_json(row) for row in rows}
+        # An archived experiment is no longer served (docs/api.md §13): the server leaves it out
+        # of /config; a row that still says so (a saved file, a proxy's cache) is ignored too.
+        experiments = {
+            row["key"]: experiment_from_json(row)
+            for row in rows
+            if row.get("status") not in NOT_SERVED
+        }
         return cls(experiments, etag, ExperimentSet(experiments.values()))
 
     def experiment_set(self, keys: tuple[str, ...]) -> ExperimentSet:

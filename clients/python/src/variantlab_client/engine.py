@@ -17,6 +17,7 @@ Pure standard library, no Django: this is the hottest path of the service.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -117,6 +118,11 @@ _PREFIX_STATES = _digit_prefix_states()
 
 def _second_pass(first: int) -> float:
     """``fnv(str(first)) % 10000 / 10000``, the v2 point of a unit's first hash."""
+    return _second_bucket(first) / 10000
+
+
+def _second_bucket(first: int) -> int:
+    """``fnv(str(first)) % 10000``: the v2 point of a unit's first hash, times 10,000."""
     digits = str(first)
     if len(digits) > _PREFIX_DIGITS:
         state = _PREFIX_STATES[digits[:_PREFIX_DIGITS]]
@@ -125,7 +131,42 @@ def _second_pass(first: int) -> float:
         state = _FNV_OFFSET
     for byte in digits.encode("ascii"):
         state = ((state ^ byte) * _FNV_PRIME) & _MASK32
-    return state % 10000 / 10000
+    return state % 10000
+
+
+# v2 points are multiples of 1/10,000, so each experiment's ranges are read once into a table
+# of 10,000 bytes: the range index holding each point (``len(ranges)``: none), found with the
+# same float comparisons ``choose_variant`` makes. Step 5 is then one lookup.
+_POINTS = 10000
+
+
+def _first_point_at_or_above(x: float) -> int:
+    """The smallest i in [0, 10000] with ``i / 10000 >= x`` (10000 when there is none)."""
+    if math.isinf(x):
+        return 0 if x < 0 else _POINTS
+    i = min(_POINTS, max(0, math.ceil(x * _POINTS)))
+    while i > 0 and (i - 1) / _POINTS >= x:
+        i -= 1
+    while i < _POINTS and i / _POINTS < x:
+        i += 1
+    return i
+
+
+def _point_table(ranges: tuple[tuple[float, float], ...]) -> bytes | None:
+    """For each v2 point i/10000, the index of the first range holding it; None when the
+    ranges are too many for a byte (the loop answers then)."""
+    count = len(ranges)
+    if count >= 255:
+        return None
+    table = bytearray([count]) * _POINTS
+    for index in range(count - 1, -1, -1):  # backwards: the first range holding a point wins
+        low, high = ranges[index]
+        if math.isnan(low) or math.isnan(high):
+            continue  # no point compares with NaN
+        start, end = _first_point_at_or_above(low), _first_point_at_or_above(high)
+        if end > start:
+            table[start:end] = bytes([index]) * (end - start)
+    return bytes(table)
 
 
 # --- Bucketing ----------------------------------------------------------------------------------
@@ -225,7 +266,10 @@ class _Answers:
 @dataclass(frozen=True, slots=True)
 class ExperimentConfig:
     key: str
-    status: str  # "draft" | "running" | "paused" | "stopped"
+    # "draft" | "running" | "paused" | "stopped" | "archived": anything but running serves the
+    # control (`not_running`), or the shipped variant when stopped with one (`shipped`).
+    # Archived experiments are never in a served config; one built by hand gets the control.
+    status: str
     seed: str
     hash_version: int
     coverage: float
@@ -240,6 +284,9 @@ class ExperimentConfig:
     answers: _Answers = field(init=False, repr=False, compare=False)
     matches: Predicate | None = field(init=False, repr=False, compare=False)
     seed_state: int = field(init=False, repr=False, compare=False)
+    # Step 5 for v2 points: `outcomes[point_table[point * 10000]]` (see _point_table).
+    point_table: bytes | None = field(init=False, repr=False, compare=False)
+    outcomes: tuple[Assignment, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         weights = tuple(v.weight for v in self.variants)
@@ -249,8 +296,12 @@ class ExperimentConfig:
             control = self.variants[0]
         object.__setattr__(self, "ranges", ranges)
         object.__setattr__(self, "control", control)
+        object.__setattr__(self, "point_table", _point_table(ranges))
+        object.__setattr__(self, "outcomes", ())
         if control is not None:
-            object.__setattr__(self, "answers", _answers_build(self, control))
+            answers = _answers_build(self, control)
+            object.__setattr__(self, "answers", answers)
+            object.__setattr__(self, "outcomes", (*answers.by_range, answers.not_in_traffic))
         object.__setattr__(self, "matches", compile_condition(self.condition))
         object.__setattr__(self, "seed_state", _fnv_update(_FNV_OFFSET, self.seed))
 
@@ -298,9 +349,11 @@ def _decide(
     attributes: Mapping[str, Any],
     first_pass: int | None,
     layer_points: dict[str, float | None],
+    unit_state: int | None = None,
 ) -> Assignment:
-    """``assign``; ``first_pass`` is the v2 hash's first FNV when already computed, and
-    ``layer_points`` holds the unit's namespace points met so far (one per layer)."""
+    """``assign``; ``first_pass`` is the v2 hash's first FNV when already computed,
+    ``layer_points`` holds the unit's namespace points met so far (one per layer), and
+    ``unit_state`` is FNV over the unit id alone when computed (v1 hashes continue from it)."""
     answers = config.answers
     if config.status != "running":
         return answers.stopped
@@ -314,17 +367,24 @@ def _decide(
     if layer is not None:
         if layer[0] in layer_points:
             layer_point = layer_points[layer[0]]
+        elif unit_state is not None:
+            # v1: fnv(unit_id + "__" + layer) % 1000 / 1000, continued from the unit's state.
+            layer_point = layer_points[layer[0]] = (
+                _fnv_update(unit_state, "__" + layer[0]) % 1000 / 1000
+            )
         else:
             layer_point = layer_points[layer[0]] = hash_unit("__" + layer[0], unit_id, 1)
         if layer_point is None or not layer[1] <= layer_point < layer[2]:
             return answers.not_in_layer
-    if first_pass is not None:
-        point: float | None = _second_pass(first_pass)
-    elif config.hash_version == 2:
-        point = _second_pass(_fnv_update(config.seed_state, unit_id))
-    else:
-        point = hash_unit(config.seed, unit_id, config.hash_version)
-    return _bucket(config, point)
+    if config.hash_version == 2:
+        if first_pass is None:
+            first_pass = _fnv_update(config.seed_state, unit_id)
+        bucket = _second_bucket(first_pass)
+        table = config.point_table
+        if table is not None:
+            return config.outcomes[table[bucket]]
+        return _bucket(config, bucket / 10000)
+    return _bucket(config, hash_unit(config.seed, unit_id, config.hash_version))
 
 
 def _bucket(config: ExperimentConfig, point: float | None) -> Assignment:
@@ -346,10 +406,13 @@ def _bucket(config: ExperimentConfig, point: float | None) -> Assignment:
 _LANE_BITS = 64
 
 
+_PLAIN, _TARGETED, _GENERAL = 0, 1, 2
+
+
 class ExperimentSet:
     """Several experiments assigned together for one unit, each exactly as ``assign`` would."""
 
-    __slots__ = ("_entries", "_initial", "_mask", "_ones", "_spread", "configs")
+    __slots__ = ("_entries", "_initial", "_mask", "_ones", "_spread", "_unit_shift", "configs")
 
     def __init__(self, configs: Iterable[ExperimentConfig]) -> None:
         self.configs = tuple(configs)
@@ -365,30 +428,46 @@ class ExperimentSet:
                 shifts.append(shift)
             else:
                 shifts.append(-1)
-        # A running v2 experiment without QA overrides, condition or layer goes straight to
-        # its bucket: steps 1-4 cannot change its answer.
+        # Layers hash v1, fnv(unit id + "__" + layer): one more lane walks the unit id from the
+        # offset basis, and each layer's point continues from it over its own short suffix.
+        self._unit_shift = -1
+        if any(c.status == "running" and c.layer for c in self.configs):
+            self._unit_shift = lanes * _LANE_BITS
+            initial |= _FNV_OFFSET << self._unit_shift
+            mask |= _MASK32 << self._unit_shift
+            ones |= 1 << self._unit_shift
         self._entries = tuple(
-            (
-                config.key,
-                config,
-                shift,
-                shift >= 0 and not config.forced and config.matches is None and not config.layer,
-            )
+            (config.key, config, shift, kind, config.point_table or b"", config.outcomes)
             for config, shift in zip(self.configs, shifts, strict=True)
+            for kind in (_kind(config, shift),)
         )
         self._initial, self._mask, self._ones = initial, mask, ones
         self._spread = tuple(byte * ones for byte in range(128))
 
     def assign(self, unit_id: str, attributes: Mapping[str, Any]) -> dict[str, Assignment]:
         state = self._first_pass(unit_id) if self._ones else 0
+        unit_state = (state >> self._unit_shift) & _MASK32 if self._unit_shift >= 0 else None
         layer_points: dict[str, float | None] = {}
         result = {}
-        for key, config, shift, plain in self._entries:
-            if plain:
-                result[key] = _bucket(config, _second_pass((state >> shift) & _MASK32))
-            else:
+        prefix_states = _PREFIX_STATES
+        for key, config, shift, kind, table, outcomes in self._entries:
+            if kind == _GENERAL:
                 first = (state >> shift) & _MASK32 if shift >= 0 else None
-                result[key] = _decide(config, unit_id, attributes, first, layer_points)
+                result[key] = _decide(config, unit_id, attributes, first, layer_points, unit_state)
+                continue
+            if kind == _TARGETED and not config.matches(attributes):  # type: ignore[misc]
+                result[key] = config.answers.not_targeted
+                continue
+            # _second_bucket and the table lookup, inlined: this loop is the hot path.
+            digits = str((state >> shift) & _MASK32)
+            if len(digits) > _PREFIX_DIGITS:
+                point = prefix_states[digits[:_PREFIX_DIGITS]]
+                digits = digits[_PREFIX_DIGITS:]
+            else:
+                point = _FNV_OFFSET
+            for byte in digits.encode("ascii"):
+                point = ((point ^ byte) * _FNV_PRIME) & _MASK32
+            result[key] = outcomes[table[point % 10000]]
         return result
 
     def _first_pass(self, unit_id: str) -> int:
@@ -402,3 +481,12 @@ class ExperimentSet:
             for unit in memoryview(unit_id.encode(_UTF16_NATIVE)).cast("H"):
                 state = ((state ^ unit * ones) * _FNV_PRIME) & mask
         return state
+
+
+def _kind(config: ExperimentConfig, shift: int) -> int:
+    """How the set evaluates an experiment: a running v2 experiment without QA overrides or
+    layer goes straight to its bucket (after its condition, if any): steps 1 and 2 and 4
+    cannot change its answer. Anything else takes ``_decide``."""
+    if shift < 0 or config.forced or config.layer or config.point_table is None:
+        return _GENERAL
+    return _PLAIN if config.matches is None else _TARGETED

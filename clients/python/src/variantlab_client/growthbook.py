@@ -17,7 +17,9 @@ from typing import Any
 
 def features_payload(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """GrowthBook's ``{"features": {...}}`` from /config experiment rows."""
-    return {"features": {row["key"]: _feature(row) for row in rows}}
+    return {
+        "features": {row["key"]: _feature(row) for row in rows if row.get("status") != "archived"}
+    }
 
 
 def _feature(row: Mapping[str, Any]) -> dict[str, Any]:
