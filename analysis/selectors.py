@@ -602,7 +602,8 @@ def unit_values_sql(
     - ``count`` / ``sum``: the number / total of such events, 0 without any;
     - ``mean``: their mean value, NULL for a unit without such events (not analysed);
     - ``ratio``: numerator total / denominator total, NULL when the denominator total is 0
-      (the analysis itself works on both totals, summed over units).
+      (the analysis itself works on both totals, summed over units);
+    - ``quantile``: NULL (an event-level quantile is defined per arm, not per unit).
 
     A metric's ``conversion_window_hours`` bounds all its events, as in the analysis. The first
     exposure time comes back as a datetime on PostgreSQL and as UTC text on SQLite.
@@ -662,6 +663,9 @@ def unit_values_sql(
                 f"CAST(SUM(CASE WHEN {hit} THEN o.value ELSE 0 END) AS DOUBLE PRECISION)"
                 f" / NULLIF(SUM(CASE WHEN {below} THEN o.value ELSE 0 END), 0)"
             )
+        elif aggregation == Aggregation.QUANTILE:
+            # An event-level quantile is a property of the arm's pooled events, not of a unit.
+            value = "CAST(NULL AS DOUBLE PRECISION)"
         else:
             raise ValueError(f"unknown aggregation {aggregation!r}")
         values.append(f"{value} AS m_{i}")
