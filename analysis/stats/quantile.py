@@ -113,6 +113,14 @@ def as_variant_stats(arm: QuantileArm) -> VariantStats:
     return VariantStats(key=arm.key, n=n, sum=total, sum_squares=total * total / n + spread)
 
 
+def linear_quantile(sorted_values: np.ndarray, probability: float) -> float:
+    """numpy's ``linear`` / PostgreSQL's ``percentile_cont`` on values already sorted."""
+    h = (len(sorted_values) - 1) * probability
+    low = math.floor(h)
+    high = min(low + 1, len(sorted_values) - 1)
+    return float(sorted_values[low] + (h - low) * (sorted_values[high] - sorted_values[low]))
+
+
 def quantile_arm_from_events(
     key: str, q: float, values: np.ndarray, unit_index: np.ndarray, units: int
 ) -> QuantileArm:
