@@ -190,6 +190,7 @@ class Command(BaseCommand):
         _, raw_key = services.api_key_create(name="demo", scopes=["all"])
         if not Snapshot.objects.exists():
             self._traffic(units, raw_key)
+            self._model_rollout(raw_key)
         self.stdout.write(self.style.SUCCESS("Demo ready."))
         self.stdout.write(f"  Admin:   http://127.0.0.1:8000/admin/  (admin / {DEMO_PASSWORD})")
         self.stdout.write(f"  API key: {raw_key}")
@@ -198,6 +199,14 @@ class Command(BaseCommand):
             "-H 'Content-Type: application/json' -d '{\"unit_id\": \"u-1\"}' "
             "http://127.0.0.1:8000/api/v1/assign"
         )
+
+    def _model_rollout(self, raw_key: str) -> None:
+        """Issue 10's story: a slower, flakier candidate model rolled back automatically
+        (experiments/management/demo_rollout.py; its own users and timing)."""
+        from experiments.management.demo_rollout import model_rollout_demo
+
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+        model_rollout_demo(client=client, say=self.stdout.write)
 
     def _admin(self) -> None:
         user_model = get_user_model()

@@ -33,7 +33,10 @@ def test_demo__fresh_database__finished_running_and_srm_experiments(transactiona
     # One finished with its winner shipped, running ones, and an SRM made by dropped exposures
     ranker = Experiment.objects.get(key="search-ranker-v2")
     assert ranker.status == "stopped" and ranker.shipped_variant == "ltr-v2"
-    assert Experiment.objects.filter(status="running").count() == 2
+    # (the model experiment keeps running: only its harmful arm is rolled back)
+    assert Experiment.objects.filter(status="running").count() == 3
+    model = Experiment.objects.get(key="chat-model-v2")
+    assert [v.key for v in model.variants.filter(rolled_back_at__isnull=False)] == ["v2"]
     spellcheck = Experiment.objects.get(key="search-spellcheck")
     assert spellcheck.snapshots.filter(state="done").count() == 7
     # Running it again is harmless
