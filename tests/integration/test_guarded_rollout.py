@@ -122,12 +122,14 @@ class Traffic(threading.Thread):
         try:
             while not self.stop.is_set():
                 events: list[dict] = []
-                for _ in range(40):
+                for _ in range(20):
                     unit = f"user-{self.users}"
                     self.users += 1
                     got = _assign(self.base, self.key, unit, log=True)[KEY]
                     events += _model_events(rng, unit, got["variant"])
-                _call(self.base, self.key, "POST", "/api/v1/events", {"events": events})
+                for start in range(0, len(events), 500):  # /events takes 1,000 at most
+                    batch = {"events": events[start : start + 500]}
+                    _call(self.base, self.key, "POST", "/api/v1/events", batch)
         except BaseException as exc:  # surfaced by the test
             self.error = exc
 
