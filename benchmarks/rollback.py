@@ -77,8 +77,11 @@ class Arm:
         self.latency = np.empty(0)  # sorted
         self.owner = np.empty(0, dtype=np.int64)  # unit of each sorted latency
         self.calls: list[int] = []
-        self.errors: list[int] = []
-        self.cost: list[float] = []
+        # Running totals over units (a unit's calls all arrive with it, so its own totals are
+        # final at once): ΣN, ΣN², ΣM, ΣM², ΣM·N of errors M per calls N; Σc, Σc², Σc³ of cost.
+        self.n_sum = self.n_sq = 0.0
+        self.m_sum = self.m_sq = self.mn = 0.0
+        self.c_sum = self.c_sq = self.c_cube = 0.0
 
     @property
     def units(self) -> int:
@@ -101,8 +104,17 @@ class Arm:
         failed = rng.random(owner.size) < error_rate
         cost = COST_PER_CALL * rng.lognormal(0.0, 0.3, size=owner.size)
         self.calls.extend(calls.tolist())
-        self.errors.extend(np.bincount(owner - first, weights=failed, minlength=units).tolist())
-        self.cost.extend(np.bincount(owner - first, weights=cost, minlength=units).tolist())
+        n = calls.astype(float)
+        m = np.bincount(owner - first, weights=failed, minlength=units)
+        c = np.bincount(owner - first, weights=cost, minlength=units)
+        self.n_sum += float(n.sum())
+        self.n_sq += float(n @ n)
+        self.m_sum += float(m.sum())
+        self.m_sq += float(m @ m)
+        self.mn += float(m @ n)
+        self.c_sum += float(c.sum())
+        self.c_sq += float(c @ c)
+        self.c_cube += float((c**3).sum())
         order = np.argsort(latency)
         latency, owner = latency[order], owner[order]
         at = np.searchsorted(self.latency, latency)
@@ -121,7 +133,7 @@ class Arm:
         counts = QuantileCounts(
             units=self.units,
             events=int(values.size),
-            events_sq=float(sizes @ sizes),
+            events_sq=self.n_sq,
             below=below_count,
             below_sq=float(below @ below),
             below_events=float(below @ sizes),
@@ -135,22 +147,18 @@ class Arm:
         return as_variant_stats(QuantileArm(key, self.units, int(values.size), estimate, se))
 
     def error_ratio(self, key: str) -> VariantStats:
-        m, d = np.asarray(self.errors), np.asarray(self.calls, dtype=float)
         return VariantStats(
             key,
             self.units,
-            float(m.sum()),
-            float(m @ m),
-            cross_sum=float(m @ d),
-            denominator_sum=float(d.sum()),
-            denominator_sum_squares=float(d @ d),
+            self.m_sum,
+            self.m_sq,
+            cross_sum=self.mn,
+            denominator_sum=self.n_sum,
+            denominator_sum_squares=self.n_sq,
         )
 
     def cost_sum(self, key: str) -> VariantStats:
-        c = np.asarray(self.cost)
-        return VariantStats(
-            key, self.units, float(c.sum()), float(c @ c), sum_cubes=float((c**3).sum())
-        )
+        return VariantStats(key, self.units, self.c_sum, self.c_sq, sum_cubes=self.c_cube)
 
 
 def guardrail_inputs(control: Arm, treatment: Arm) -> list[MetricInput]:
@@ -223,12 +231,14 @@ def simulate(
     error_rate: float,
     seed: int,
     guardrail_alpha: float = 0.05,
+    progress: bool = False,
 ) -> dict:
     settings = DecisionSettings(guardrail_alpha=guardrail_alpha)
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
-    outcomes = [
-        run_experiment(
+    outcomes = []
+    for run in range(runs):
+        outcome = run_experiment(
             rng,
             days=days,
             calls_per_hour=calls_per_hour,
@@ -236,8 +246,9 @@ def simulate(
             error_rate=error_rate,
             settings=settings,
         )
-        for _ in range(runs)
-    ]
+        outcomes.append(outcome)
+        if progress:
+            print(f"run {run + 1}/{runs}: {outcome}", file=sys.stderr, flush=True)
     rolled = [o for o in outcomes if o is not None]
     hours = [h for h, _ in rolled]
     by_metric: dict[str, int] = {}
@@ -288,6 +299,7 @@ def main() -> None:
         latency_scale=1.0,
         error_rate=ERROR_RATE,
         seed=args.seed,
+        progress=True,
     )
     aa["binomial_ceiling"] = binomial_ceiling(aa["runs"], aa["guardrail_alpha"])
     aa["ok"] = aa["rolled_back"] <= aa["binomial_ceiling"]
