@@ -76,16 +76,13 @@ class Arm:
     def __init__(self) -> None:
         self.latency = np.empty(0)  # sorted
         self.owner = np.empty(0, dtype=np.int64)  # unit of each sorted latency
-        self.calls: list[int] = []
+        self._calls = np.empty(4096)  # calls per unit, grown by doubling
+        self.units = 0
         # Running totals over units (a unit's calls all arrive with it, so its own totals are
         # final at once): ΣN, ΣN², ΣM, ΣM², ΣM·N of errors M per calls N; Σc, Σc², Σc³ of cost.
         self.n_sum = self.n_sq = 0.0
         self.m_sum = self.m_sq = self.mn = 0.0
         self.c_sum = self.c_sq = self.c_cube = 0.0
-
-    @property
-    def units(self) -> int:
-        return len(self.calls)
 
     def add(
         self,
@@ -103,7 +100,10 @@ class Arm:
         latency = scale * factor * rng.lognormal(LATENCY_LOG_MEAN, LATENCY_SIGMA, size=owner.size)
         failed = rng.random(owner.size) < error_rate
         cost = COST_PER_CALL * rng.lognormal(0.0, 0.3, size=owner.size)
-        self.calls.extend(calls.tolist())
+        if self.units + units > self._calls.size:
+            self._calls = np.resize(self._calls, 2 * (self.units + units))
+        self._calls[self.units : self.units + units] = calls
+        self.units += units
         n = calls.astype(float)
         m = np.bincount(owner - first, weights=failed, minlength=units)
         c = np.bincount(owner - first, weights=cost, minlength=units)
@@ -129,7 +129,7 @@ class Arm:
         estimate = linear_quantile(values, Q)
         below_count = int(np.searchsorted(values, estimate, side="right"))
         below = np.bincount(self.owner[:below_count], minlength=self.units).astype(float)
-        sizes = np.asarray(self.calls, dtype=float)
+        sizes = self._calls[: self.units]
         counts = QuantileCounts(
             units=self.units,
             events=int(values.size),
