@@ -262,7 +262,7 @@ def simulate(
         "error_rate": error_rate,
         "guardrail_alpha": guardrail_alpha,
         "rolled_back": len(rolled),
-        "rollback_rate": len(rolled) / runs,
+        "rollback_rate": len(rolled) / runs if runs else None,
         "rolled_back_by": by_metric,
         "median_hours_to_rollback": float(np.median(hours)) if hours else None,
         "max_hours_to_rollback": max(hours) if hours else None,
