@@ -71,7 +71,7 @@ def test_rollback_arm__p95_equals_numpy_on_the_events() -> None:
 
 @pytest.mark.slow
 def test_rollback_simulation__aa_fifteen_days__rollbacks_within_binomial_margin() -> None:
-    runs = 40
+    runs = 20
     result = rollback.simulate(
         runs=runs, days=15, calls_per_hour=1000, latency_scale=1.0, error_rate=0.02, seed=21
     )
@@ -81,9 +81,9 @@ def test_rollback_simulation__aa_fifteen_days__rollbacks_within_binomial_margin(
 @pytest.mark.slow
 def test_rollback_simulation__plus_35_percent_fifteen_days__all_rolled_back() -> None:
     result = rollback.simulate(
-        runs=20, days=15, calls_per_hour=1000, latency_scale=1.35, error_rate=0.02, seed=22
+        runs=10, days=15, calls_per_hour=1000, latency_scale=1.35, error_rate=0.02, seed=22
     )
-    assert result["rolled_back"] == 20
+    assert result["rolled_back"] == 10
 
 
 @pytest.mark.parametrize("runs", [100, 400])
