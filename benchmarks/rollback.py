@@ -25,7 +25,7 @@ first look with `harm`.
 - Regression: the treatment's latencies are 35 % higher (every quantile, p95 included, moves by
   35 % under a scale change); we report the median time to rollback.
 
-    python benchmarks/rollback.py --runs 200 --regression-runs 50 --days 15 --seed 1
+    python benchmarks/rollback.py --runs 60 --regression-runs 50 --days 15 --seed 1
 """
 
 from __future__ import annotations
