@@ -371,3 +371,86 @@ def progress_bar(done: int, planned: int | None, width: int = 760, height: int =
         ],
         "vl-progress",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class BoundPoint:
+    """One guardrail look: the one-sided always-valid bound on the harmful side."""
+
+    at: dt.datetime
+    bound: float
+
+
+def guardrail_bound_over_time(
+    points: Sequence[BoundPoint],
+    *,
+    threshold: float,
+    harm_above: bool,
+    relative: bool,
+    marker_at: dt.datetime | None = None,
+    marker_label: str = "rolled back",
+    layout: TimeLayout = TimeLayout(),
+    title: str = "",
+) -> str:
+    """A guardrail's harm-side bound look by look, its harm threshold as a dashed red line and
+    a rollback as a vertical marker. Harm is declared once the bound crosses the threshold
+    (above it when ``harm_above``, e.g. latency; below it otherwise)."""
+    title = title or "Guardrail bound over time"
+    points = sorted((p for p in points if math.isfinite(p.bound)), key=lambda p: p.at)
+    if not points:
+        return _empty(layout.width, layout.height, title, "No guardrail checks yet", "vl-bound")
+    first = points[0].at.timestamp()
+    last = max(points[-1].at.timestamp(), marker_at.timestamp() if marker_at else first)
+    x = LinearScale(first, last, layout.left, layout.width - layout.right)
+    y_low, y_high = padded_domain([p.bound for p in points] + [threshold])
+    y = LinearScale(y_low, y_high, layout.height - layout.bottom, layout.top)
+    label = percent_label if relative else _short
+    body: list[str] = []
+    for tick in nice_ticks(y_low, y_high, 4):
+        ty = y(tick)
+        body.append(
+            f'<line x1="{layout.left}" y1="{_num(ty)}" x2="{layout.width - layout.right}" '
+            f'y2="{_num(ty)}" stroke="currentColor" stroke-opacity="0.12"/>'
+        )
+        body.append(_text(layout.left - 6, ty + 4, label(tick), "end"))
+    ty = y(threshold)
+    body.append(
+        f'<line class="vl-threshold" x1="{layout.left}" y1="{_num(ty)}" '
+        f'x2="{layout.width - layout.right}" y2="{_num(ty)}" stroke="{DECISION_COLOURS["loss"]}" '
+        'stroke-dasharray="5 3"/>'
+    )
+    side = "above" if harm_above else "below"
+    body.append(
+        _text(layout.width - layout.right - 4, ty - 4, f"harm {side} {label(threshold)}", "end")
+    )
+    line = " ".join(f"{_num(x(p.at.timestamp()))},{_num(y(p.bound))}" for p in points)
+    body.append(
+        f'<polyline class="vl-bound-line" points="{line}" fill="none" stroke="#0969da" '
+        'stroke-width="2"/>'
+    )
+    if marker_at is not None:
+        mx = x(marker_at.timestamp())
+        body.append(
+            f'<line class="vl-rollback-marker" x1="{_num(mx)}" y1="{layout.top}" x2="{_num(mx)}" '
+            f'y2="{layout.height - layout.bottom}" stroke="{DECISION_COLOURS["loss"]}" '
+            'stroke-width="2"/>'
+        )
+        body.append(_text(mx + 4, layout.top + 10, marker_label, "start"))
+    base = layout.height - layout.bottom + 18
+    body.append(_text(layout.left, base, _date(points[0].at), "start"))
+    if len(points) > 1:
+        body.append(_text(layout.width - layout.right, base, _date(points[-1].at), "end"))
+    body.append(
+        _text(
+            (layout.left + layout.width - layout.right) / 2,
+            base,
+            f"{len(points)} check{'s' if len(points) != 1 else ''}",
+            "middle",
+            ' fill-opacity="0.7"',
+        )
+    )
+    return _svg(layout.width, layout.height, title, body, "vl-bound")
+
+
+def _short(value: float) -> str:
+    return f"{value:.4g}"

@@ -27,9 +27,12 @@ from django.utils.safestring import mark_safe
 
 from analysis import charts
 from analysis.dashboard_selectors import (
+    GuardrailLink,
     ResultsData,
     experiment_results,
     experiments_overview,
+    guardrail_history,
+    guardrail_links,
     metric_names,
 )
 from analysis.models import SnapshotState
@@ -527,18 +530,109 @@ def _look_text(results: dict[str, Any], experiment: Experiment) -> str:
     )
 
 
+def _harm_side_bound(
+    state: dict[str, Any], link: GuardrailLink
+) -> tuple[float, float, bool, bool] | None:
+    """(bound, threshold, harm_above, relative) of one guardrail comparison's state, as the
+    harm test reads it (`analysis.stats.decisions._harmful`): the running always-valid
+    interval's bound on the harmful side against 0, or against the relative harm margin."""
+    intervals = state.get("intervals") or {}
+    if not intervals:
+        return None  # not ready yet: no interval
+    # The level in use is the newest key (it changes only if the number of guardrails does).
+    absolute, relative = list(intervals.values())[-1][:2]
+    harm_above = link.direction == "decrease"  # a rise is harm (latency, errors, cost)
+    side = 0 if harm_above else 1
+    if link.harm_margin:
+        if relative is None:
+            return None
+        threshold = link.harm_margin if harm_above else -link.harm_margin
+        return float(relative[side]), threshold, harm_above, True
+    if absolute is None:
+        return None
+    return float(absolute[side]), 0.0, harm_above, False
+
+
+def rollout_panel(
+    links: list[GuardrailLink],
+    history: list[tuple[dt.datetime, str, dict[str, Any]]],
+    rollbacks: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The rollout panel (issue 10): per guardrail × treatment, the harm-side always-valid
+    bound over the GuardrailCheck chain against its threshold, with the rollback marked."""
+    rolled = {r["variant"]: r for r in rollbacks}
+    series: dict[tuple[str, str], list[charts.BoundPoint]] = {}
+    shape: dict[tuple[str, str], tuple[float, bool, bool]] = {}
+    harmed: dict[tuple[str, str], bool] = {}
+    by_key = {link.metric: link for link in links}
+    for at, _source, states in history:
+        for pair, state in (states or {}).items():
+            metric, _, variant = pair.partition("|")
+            link = by_key.get(metric)
+            if link is None:
+                continue
+            read = _harm_side_bound(state, link)
+            if read is None:
+                continue
+            bound, threshold, harm_above, relative = read
+            series.setdefault((metric, variant), []).append(charts.BoundPoint(at, bound))
+            shape[(metric, variant)] = (threshold, harm_above, relative)
+            harmed[(metric, variant)] = bool(state.get("harm"))
+    charts_out = []
+    for (metric, variant), points in series.items():
+        threshold, harm_above, relative = shape[(metric, variant)]
+        rollback = rolled.get(variant)
+        name = by_key[metric].name
+        last = points[-1].bound
+        charts_out.append(
+            {
+                "metric": name,
+                "variant": variant,
+                "harm": harmed[(metric, variant)],
+                "threshold": (
+                    charts.percent_label(threshold) if relative else fmt_number(threshold)
+                ),
+                "bound": fmt_percent(last) if relative else fmt_number(last),
+                "kind": "relative" if relative else "absolute",
+                "svg": mark_safe(  # the chart escapes every text it draws
+                    charts.guardrail_bound_over_time(
+                        points,
+                        threshold=threshold,
+                        harm_above=harm_above,
+                        relative=relative,
+                        marker_at=rollback["at"] if rollback else None,
+                        marker_label=f"{variant} rolled back",
+                        title=f"{name} · {variant}: harm-side bound over time",
+                    )
+                ),
+            }
+        )
+    return {
+        "charts": charts_out,
+        "checks": len(history),
+        "last_check": history[-1][0] if history else None,
+        "rollbacks": rollbacks,
+    }
+
+
 def results_view(
     request: HttpRequest, model_admin: admin.ModelAdmin, object_id: int
 ) -> HttpResponse:
-    # Counted in the experiment's own query: the rollback banner costs nothing without one.
+    # Counted in the experiment's own query: the rollback banner and the rollout panel cost
+    # nothing without a rollback or a guardrail.
     experiment = get_object_or_404(
         Experiment.objects.annotate(
-            rolled_back=Count("variants", filter=Q(variants__rolled_back_at__isnull=False))
+            rolled_back=Count(
+                "variants", filter=Q(variants__rolled_back_at__isnull=False), distinct=True
+            ),
+            guardrail_total=Count("metrics", filter=Q(metrics__role="guardrail"), distinct=True),
         ),
         pk=object_id,
     )
     if not model_admin.has_view_permission(request, experiment):
         raise PermissionDenied
+    rollbacks = rollbacks_list(experiment) if experiment.rolled_back else []
+    links = guardrail_links(experiment=experiment) if experiment.guardrail_total else []
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": Experiment._meta,
@@ -548,7 +642,10 @@ def results_view(
         "can_analyze": model_admin.has_change_permission(request, experiment),
         "dashboard_url": reverse("admin:experiments_experiment_dashboard"),
         "change_url": reverse("admin:experiments_experiment_change", args=[experiment.pk]),
-        "rollbacks": rollbacks_list(experiment) if experiment.rolled_back else [],
+        "rollbacks": rollbacks,
+        "rollout": rollout_panel(links, guardrail_history(experiment=experiment), rollbacks)
+        if links
+        else None,
         **results_context(experiment_results(experiment=experiment), timezone.now()),
     }
     return TemplateResponse(request, "admin/analysis/results.html", context)

@@ -134,3 +134,38 @@ def metric_names() -> dict[str, str]:
     from experiments.models import Metric
 
     return dict(Metric.objects.values_list("key", "name"))
+
+
+@dataclass(frozen=True)
+class GuardrailLink:
+    metric: str
+    name: str
+    direction: str
+    harm_margin: float | None
+
+
+def guardrail_links(*, experiment: Experiment) -> list[GuardrailLink]:
+    """The experiment's guardrail metrics with what the harm test needs to be drawn."""
+    rows = (
+        experiment.metrics.filter(role=Role.GUARDRAIL)
+        .order_by("id")
+        .values_list("metric__key", "metric__name", "metric__direction", "harm_margin")
+    )
+    return [
+        GuardrailLink(key, name or key, direction, margin) for key, name, direction, margin in rows
+    ]
+
+
+def guardrail_history(
+    *, experiment: Experiment, limit: int = 3000
+) -> list[tuple[dt.datetime, str, dict[str, Any]]]:
+    """The newest `limit` looks of the GuardrailCheck chain, oldest first: (checked_at,
+    source, guardrail decision state). One query."""
+    from analysis.models import GuardrailCheck
+
+    rows = (
+        GuardrailCheck.objects.filter(experiment=experiment)
+        .order_by("-id")
+        .values_list("checked_at", "source", "decision_state")[:limit]
+    )
+    return list(reversed(rows))

@@ -127,6 +127,70 @@ def metric_variant_stats(
     return stats
 
 
+def quantile_variant_stats(*, experiment: Experiment, metric: Metric) -> dict[str, VariantStats]:
+    """A quantile metric's arms (CONTRACT §8.2) as sufficient statistics, keyed by variant.
+
+    Two queries over the events of analysed units (at or after their first exposure, within
+    the conversion window if set), every variant at once:
+
+    1. per arm: Q̂ = the q-quantile of all its event values (``percentile_cont`` on
+       PostgreSQL; the same linear interpolation with window functions on SQLite), then per
+       unit N (events) and S (events ≤ its arm's Q̂), reduced to the arm's ΣN, ΣN², ΣS, ΣS²,
+       ΣS·N; and the arm's analysed units (units without events count, with N = S = 0);
+    2. per arm: the event quantiles at the two probabilities q ± z·σ that bound Q̂
+       (`analysis.stats.quantile`, steps 2–3).
+
+    `analysis.stats.quantile.as_variant_stats` turns Q̂ and its standard error into the
+    totals the engine takes. No event row is loaded into Python.
+    """
+    from analysis.stats.quantile import (
+        QuantileArm,
+        QuantileCounts,
+        as_variant_stats,
+        indicator_sd,
+        interval_probabilities,
+        standard_error,
+    )
+
+    assert metric.quantile is not None, "a quantile metric has a quantile (Metric.clean)"
+    variant_keys = list(
+        experiment.variants.order_by("position", "id").values_list("key", flat=True)
+    )
+    vendor = connection.vendor
+    events_sql, params = _quantile_events_sql(experiment_id=experiment.pk, metric=metric)
+    params["q"] = metric.quantile
+    sql = _quantile_moments_sql(events_sql, vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = {row[0]: row[1:] for row in cursor.fetchall()}
+
+    counts: dict[str, QuantileCounts] = {}
+    probabilities: dict[str, tuple[float, float]] = {}
+    for key in variant_keys:
+        units, events, nn, below, ss, sn, estimate = rows.get(key, (0, 0, 0, 0, 0, 0, None))
+        counts[key] = QuantileCounts(
+            units=int(units or 0),
+            events=int(events or 0),
+            events_sq=_float(nn),
+            below=int(below or 0),
+            below_sq=_float(ss),
+            below_events=_float(sn),
+            estimate=None if estimate is None or not events else float(estimate),
+        )
+        sd = indicator_sd(counts[key])
+        if sd is not None:
+            probabilities[key] = interval_probabilities(metric.quantile, sd)
+
+    bounds = _event_quantiles(events_sql, params, probabilities, vendor) if probabilities else {}
+    stats: dict[str, VariantStats] = {}
+    for key in variant_keys:
+        c = counts[key]
+        se = standard_error(*bounds[key]) if key in bounds else None
+        arm = QuantileArm(key, c.units, c.events, c.estimate, se)
+        stats[key] = as_variant_stats(arm)
+    return stats
+
+
 def exposure_diagnostics(*, experiment: Experiment) -> ExposureDiagnostics:
     """Unit counts, exclusions and daily exposures of `experiment`, aggregated in the database."""
     exposures = Exposure.objects.filter(experiment=experiment)
@@ -378,6 +442,147 @@ def _metric_sql(
     return sql, params
 
 
+def _quantile_events_sql(*, experiment_id: int, metric: Metric) -> tuple[str, dict[str, Any]]:
+    """SQL for the CTEs ``units`` (analysed units: id, unit_id, variant, t0) and ``events``
+    (uid, variant, v): every event of the metric's name of an analysed unit, at or after its
+    first exposure and before the end of the conversion window if set."""
+    qn = connection.ops.quote_name
+    exposure, outcome = Exposure._meta, Outcome._meta
+    fields = (*exposure.concrete_fields, *outcome.concrete_fields)
+    col = {f.name: qn(f.column or "") for f in fields}
+    params: dict[str, Any] = {
+        "experiment_id": experiment_id,
+        "multiple": False,
+        "event": metric.event,
+        "window_hours": metric.conversion_window_hours,
+    }
+    upper = ""
+    if metric.conversion_window_hours is not None:
+        end = shifted("u.t0", "window_hours", connection.vendor)
+        upper = f" AND o.{col['timestamp']} < {end}"
+    sql = f"""
+        units AS (
+            SELECT e.{col["id"]} AS id, e.{col["unit_id"]} AS unit_id,
+                   e.{col["variant"]} AS variant, e.{col["first_exposed_at"]} AS t0
+            FROM {qn(exposure.db_table)} e
+            WHERE e.{col["experiment"]} = %(experiment_id)s
+              AND e.{col["multiple_variants"]} = %(multiple)s
+        ),
+        events AS (
+            SELECT u.id AS uid, u.variant AS variant,
+                   CAST(o.{col["value"]} AS DOUBLE PRECISION) AS v
+            FROM units u
+            JOIN {qn(outcome.db_table)} o
+              ON o.{col["name"]} = %(event)s AND o.{col["unit_id"]} = u.unit_id
+             AND o.{col["timestamp"]} >= u.t0{upper}
+        )
+    """
+    return sql, params
+
+
+def _quantile_moments_sql(events_sql: str, vendor: str) -> str:
+    """Per variant: units, ΣN, ΣN², ΣS, ΣS², ΣS·N, Q̂ (step 1 of the quantile metric)."""
+    if vendor == "postgresql":
+        qhat = (
+            "qhat AS (SELECT variant, percentile_cont(%(q)s) WITHIN GROUP (ORDER BY v) AS qv"
+            " FROM events GROUP BY variant)"
+        )
+    else:
+        # As `_cap_ctes`: rank r = 0 .. N-1 per arm, h = (N - 1)·q, interpolate between the
+        # values at ⌊h⌋ and ⌈h⌉.
+        qhat = """
+            ranked AS (
+                SELECT variant, v, ROW_NUMBER() OVER (PARTITION BY variant ORDER BY v) - 1 AS r,
+                       (COUNT(*) OVER (PARTITION BY variant) - 1) * %(q)s AS h
+                FROM events
+            ),
+            bounds AS (
+                SELECT variant, MAX(CASE WHEN r <= h THEN v END) AS lo_v,
+                       MAX(CASE WHEN r <= h THEN r END) AS lo_r,
+                       MIN(CASE WHEN r >= h THEN v END) AS hi_v, MAX(h) AS h
+                FROM ranked GROUP BY variant
+            ),
+            qhat AS (SELECT variant, lo_v + (h - lo_r) * (hi_v - lo_v) AS qv FROM bounds)
+        """
+    return f"""
+        WITH {events_sql}, {qhat},
+        per_unit AS (
+            SELECT e.variant AS variant, COUNT(*) AS n_i,
+                   SUM(CASE WHEN e.v <= q.qv THEN 1 ELSE 0 END) AS s_i
+            FROM events e JOIN qhat q ON q.variant = e.variant
+            GROUP BY e.uid, e.variant
+        ),
+        arms AS (
+            SELECT variant, SUM(n_i) AS nn, SUM(n_i * n_i) AS nn2, SUM(s_i) AS ss,
+                   SUM(s_i * s_i) AS ss2, SUM(s_i * n_i) AS sn
+            FROM per_unit GROUP BY variant
+        ),
+        unit_counts AS (SELECT variant, COUNT(*) AS units FROM units GROUP BY variant)
+        SELECT c.variant, c.units, a.nn, a.nn2, a.ss, a.ss2, a.sn, q.qv
+        FROM unit_counts c
+        LEFT JOIN arms a ON a.variant = c.variant
+        LEFT JOIN qhat q ON q.variant = c.variant
+    """
+
+
+def _event_quantiles(
+    events_sql: str,
+    params: dict[str, Any],
+    probabilities: dict[str, tuple[float, float]],
+    vendor: str,
+) -> dict[str, tuple[float, float]]:
+    """Per variant, the event quantiles at its two probabilities (step 2), in one query."""
+    params = dict(params)
+    wanted = []
+    for i, (key, (low, high)) in enumerate(probabilities.items()):
+        params.update({f"pv_{i}": key, f"plo_{i}": low, f"phi_{i}": high})
+        wanted.append(i)
+    if vendor == "postgresql":
+        columns = ", ".join(
+            f"percentile_cont(CAST(%({bound}_{i})s AS DOUBLE PRECISION)) WITHIN GROUP (ORDER BY v)"
+            f" FILTER (WHERE variant = %(pv_{i})s)"
+            for i in wanted
+            for bound in ("plo", "phi")
+        )
+        sql = f"WITH {events_sql} SELECT {columns} FROM events"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return {
+            key: (float(row[2 * i]), float(row[2 * i + 1]))
+            for i, key in enumerate(probabilities)
+        }
+    fractions = " UNION ALL ".join(
+        f"SELECT %(pv_{i})s AS variant, {tag} AS tag, %({bound}_{i})s AS p"
+        for i in wanted
+        for tag, bound in ((0, "plo"), (1, "phi"))
+    )
+    sql = f"""
+        WITH {events_sql},
+        fractions AS ({fractions}),
+        ranked AS (
+            SELECT variant, v, ROW_NUMBER() OVER (PARTITION BY variant ORDER BY v) - 1 AS r,
+                   COUNT(*) OVER (PARTITION BY variant) AS c
+            FROM events
+        ),
+        positioned AS (
+            SELECT f.variant AS variant, f.tag AS tag, k.v AS v, k.r AS r, (k.c - 1) * f.p AS h
+            FROM ranked k JOIN fractions f ON f.variant = k.variant
+        ),
+        bounds AS (
+            SELECT variant, tag, MAX(CASE WHEN r <= h THEN v END) AS lo_v,
+                   MAX(CASE WHEN r <= h THEN r END) AS lo_r,
+                   MIN(CASE WHEN r >= h THEN v END) AS hi_v, MAX(h) AS h
+            FROM positioned GROUP BY variant, tag
+        )
+        SELECT variant, tag, lo_v + (h - lo_r) * (hi_v - lo_v) FROM bounds
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = {(variant, int(tag)): float(value) for variant, tag, value in cursor.fetchall()}
+    return {key: (found[(key, 0)], found[(key, 1)]) for key in probabilities}
+
+
 def _cap_ctes(column: str, analysed: str, vendor: str) -> list[tuple[str, str]]:
     """CTE(s) ending in ``cap_<column>(v)``: the percentile of the column over analysed units."""
     if vendor == "postgresql":
@@ -431,7 +636,8 @@ def unit_values_sql(
     - ``mean``: their mean value, NULL for a unit without such events (not analysed);
     - ``ratio``: numerator total / denominator total, NULL when the denominator total is 0
       (the analysis itself works on both totals, summed over units), followed by two more
-      values: the unit's numerator total and its denominator total (0 without events).
+      values: the unit's numerator total and its denominator total (0 without events);
+    - ``quantile``: NULL (an event-level quantile is defined per arm, not per unit).
 
     A metric's ``conversion_window_hours`` bounds all its events, as in the analysis. The first
     exposure time comes back as a datetime on PostgreSQL and as UTC text on SQLite.
@@ -498,6 +704,9 @@ def unit_values_sql(
             )
             values.append(value)
             continue
+        elif aggregation == Aggregation.QUANTILE:
+            # An event-level quantile is a property of the arm's pooled events, not of a unit.
+            value = "CAST(NULL AS DOUBLE PRECISION)"
         else:
             raise ValueError(f"unknown aggregation {aggregation!r}")
         values.append(f"{value} AS m_{i}")

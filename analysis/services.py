@@ -28,6 +28,7 @@ from analysis.models import (
 from analysis.selectors import (
     exposure_diagnostics,
     metric_variant_stats,
+    quantile_variant_stats,
     units_first_exposed_since,
 )
 from analysis.stats.decisions import (
@@ -49,6 +50,8 @@ METRIC_TYPE = {
     Aggregation.SUM: "mean",
     Aggregation.MEAN: "mean",
     Aggregation.RATIO: "ratio",
+    # Q̂ with its delta-method variance, expressed as a mean's totals (analysis.stats.quantile).
+    Aggregation.QUANTILE: "mean",
 }
 # Unbounded per-unit values: wait for each arm to reach 355·skewness² units before deciding.
 HEAVY_TAIL_GATED = (Aggregation.SUM, Aggregation.MEAN)
@@ -215,8 +218,13 @@ def metric_inputs(experiment: Experiment, links: list[Any]) -> list[MetricInput]
     inputs: list[MetricInput] = []
     for link in links:
         metric = link.metric
-        cuped = experiment.cuped and metric.cuped_lookback_days > 0
-        stats = metric_variant_stats(experiment=experiment, metric=metric, cuped=cuped)
+        if metric.aggregation == Aggregation.QUANTILE:
+            # Event-level quantiles have no per-unit covariate: no CUPED.
+            cuped = False
+            stats = quantile_variant_stats(experiment=experiment, metric=metric)
+        else:
+            cuped = experiment.cuped and metric.cuped_lookback_days > 0
+            stats = metric_variant_stats(experiment=experiment, metric=metric, cuped=cuped)
         inputs.append(
             MetricInput(
                 key=metric.key,

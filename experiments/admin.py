@@ -229,6 +229,7 @@ def experiment_admin_data(experiment: Experiment, formsets: list) -> dict[str, A
     """
     data: dict[str, Any] = {f: getattr(experiment, f) for f in services.PLAIN_FIELDS}
     data["analysis"] = {f: getattr(experiment, f) for f in services.ANALYSIS_FIELDS}
+    data["model_guardrails"] = experiment.model_guardrails
     data["layer"] = (
         {
             "key": experiment.layer.key,
@@ -273,7 +274,7 @@ def changed_only(data: dict[str, Any], stored: Experiment) -> dict[str, Any]:
     analysis = {f: v for f, v in data["analysis"].items() if v != getattr(stored, f)}
     if analysis:
         changed["analysis"] = analysis
-    for field in ("layer", "variants", "metrics", "forced_assignments"):
+    for field in ("layer", "variants", "metrics", "forced_assignments", "model_guardrails"):
         if field in data and data[field] != state[field]:
             changed[field] = data[field]
     return changed
@@ -318,7 +319,13 @@ class ExperimentForm(forms.ModelForm):
 
     class Meta:
         model = Experiment
-        fields = (*ABOUT_FIELDS, *TRAFFIC_FIELDS, "planned_sample_size", *ANALYSIS_FIELDS)
+        fields = (
+            *ABOUT_FIELDS,
+            *TRAFFIC_FIELDS,
+            "planned_sample_size",
+            "model_guardrails",
+            *ANALYSIS_FIELDS,
+        )
         widgets = {"condition": PrettyJSONWidget(rows=6)}
 
 
@@ -409,7 +416,7 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
         (None, {"fields": ABOUT_FIELDS}),
         ("State", {"fields": readonly_fields}),
         ("Traffic", {"fields": (*TRAFFIC_FIELDS[:4], TRAFFIC_FIELDS[4:])}),
-        ("Analysis", {"fields": ("planned_sample_size", *ANALYSIS_FIELDS)}),
+        ("Analysis", {"fields": ("planned_sample_size", "model_guardrails", *ANALYSIS_FIELDS)}),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Experiment]:
@@ -521,7 +528,8 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
             fields += ("key",)
         if obj is not None and obj.status in LIVE_STATUSES:
             fields += ("seed", "hash_version", "layer", "layer_start", "layer_end")
-            fields += ("planned_sample_size", *FROZEN_ANALYSIS_FIELDS, "analysis_frozen")
+            fields += ("planned_sample_size", "model_guardrails", *FROZEN_ANALYSIS_FIELDS)
+            fields += ("analysis_frozen",)
         return fields
 
     def get_fieldsets(self, request: HttpRequest, obj: Experiment | None = None) -> Any:
@@ -538,7 +546,7 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
             return (*self.fieldsets, planner)
         if obj.status not in LIVE_STATUSES:
             return self.fieldsets
-        analysis = ("analysis_frozen", "planned_sample_size", *ANALYSIS_FIELDS)
+        analysis = ("analysis_frozen", "planned_sample_size", "model_guardrails", *ANALYSIS_FIELDS)
         return (*self.fieldsets[:3], ("Analysis", {"fields": analysis}))
 
     @admin.display(description="Why read-only")

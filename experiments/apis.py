@@ -125,6 +125,8 @@ class ExperimentInput(serializers.Serializer):
     metrics = MetricRoleInput(many=True, required=False)
     analysis = AnalysisInput(required=False)
     planned_sample_size = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    # CONTRACT §8.2: links p95 model latency, model error rate and cost per unit as guardrails.
+    model_guardrails = serializers.BooleanField(required=False)
 
     def validate_forced_assignments(self, value: dict) -> dict:
         too_long = [unit for unit in value if len(unit) > 256]
@@ -193,6 +195,7 @@ class ExperimentOutput(serializers.Serializer):
     metrics = MetricRoleOutput(many=True)
     analysis = AnalysisOutput()
     planned_sample_size = serializers.IntegerField(allow_null=True)
+    model_guardrails = serializers.BooleanField()
     shipped_variant = serializers.CharField(allow_null=True)
     started_at = serializers.DateTimeField(allow_null=True)
     stopped_at = serializers.DateTimeField(allow_null=True)
@@ -371,6 +374,10 @@ class MetricInput(serializers.Serializer):
         min_value=1, required=False, allow_null=True
     )
     cuped_lookback_days = serializers.IntegerField(min_value=0, max_value=365, required=False)
+    # Quantile metrics only (CONTRACT §8.2): 0 < q < 1, checked with the aggregation.
+    quantile = serializers.FloatField(
+        min_value=0.0, max_value=1.0, required=False, allow_null=True
+    )
 
     def validate_denominator_event(self, value: str | None) -> str:
         return value or ""
@@ -386,6 +393,7 @@ class MetricOutput(serializers.Serializer):
     winsorize_percentile = serializers.FloatField(allow_null=True)
     conversion_window_hours = serializers.IntegerField(allow_null=True)
     cuped_lookback_days = serializers.IntegerField()
+    quantile = serializers.FloatField(allow_null=True)
 
 
 class MetricListApi(APIView):

@@ -46,6 +46,7 @@ class Aggregation(models.TextChoices):
     SUM = "sum"
     MEAN = "mean"
     RATIO = "ratio"
+    QUANTILE = "quantile"
 
 
 class Direction(models.TextChoices):
@@ -103,6 +104,12 @@ class Metric(models.Model):
     cuped_lookback_days = models.PositiveIntegerField(
         default=14, help_text="Pre-exposure window for the CUPED covariate; 0 turns CUPED off."
     )
+    # CONTRACT §8.2: quantile metrics only, 0 < q < 1 (0.95 = p95 of the event values).
+    quantile = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Quantile metrics only: the quantile of all event values, e.g. 0.95 for p95.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -121,6 +128,17 @@ class Metric(models.Model):
             raise ValidationError(
                 {"denominator_event": "Only ratio metrics take a denominator event."}
             )
+        if self.aggregation == Aggregation.QUANTILE:
+            if self.quantile is None or not 0.0 < self.quantile < 1.0:
+                raise ValidationError(
+                    {"quantile": "A quantile metric needs a quantile strictly between 0 and 1."}
+                )
+            if self.winsorize_percentile is not None:
+                raise ValidationError(
+                    {"winsorize_percentile": "Quantile metrics are not winsorized."}
+                )
+        elif self.quantile is not None:
+            raise ValidationError({"quantile": "Only quantile metrics take a quantile."})
 
 
 class Experiment(models.Model):
@@ -193,6 +211,14 @@ class Experiment(models.Model):
     )
     min_units_per_variant = models.PositiveIntegerField(
         default=100, help_text="No decision while either arm has fewer analysed units."
+    )
+    # CONTRACT §8.2: create-time switch; the three model guardrails are linked at creation.
+    model_guardrails = models.BooleanField(
+        default=False,
+        help_text=(
+            "Attach p95 model latency, model error rate and model cost per unit as guardrails "
+            "(from the standard model_* events)."
+        ),
     )
     guardrail_alpha = models.FloatField(
         default=0.05,

@@ -68,6 +68,7 @@ def experiment_json(experiment: Experiment) -> dict:
             "guardrail_alpha": experiment.guardrail_alpha,
         },
         "planned_sample_size": experiment.planned_sample_size,
+        "model_guardrails": experiment.model_guardrails,
         "shipped_variant": experiment.shipped_variant or None,
         "started_at": experiment.started_at,
         "stopped_at": experiment.stopped_at,
@@ -117,6 +118,7 @@ METRIC_FIELDS = (
     "winsorize_percentile",
     "conversion_window_hours",
     "cuped_lookback_days",
+    "quantile",
 )
 
 

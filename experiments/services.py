@@ -20,6 +20,7 @@ from experiments.models import (
     ForcedAssignment,
     Layer,
     Metric,
+    Role,
     Status,
     Variant,
 )
@@ -75,6 +76,7 @@ FROZEN_METRIC_FIELDS = (
     "winsorize_percentile",
     "conversion_window_hours",
     "cuped_lookback_days",
+    "quantile",
 )
 FROZEN_REASON = "frozen while the experiment is running or paused (settings freeze at start)"
 # Sum and mean metrics are capped at this percentile of per-unit values unless the metric
@@ -92,6 +94,37 @@ PLAIN_FIELDS = (
     "coverage",
     "condition",
     "planned_sample_size",
+)
+# CONTRACT §8.2: the standard model events and the guardrails `model_guardrails` links. Missing
+# metrics are created (with an audit entry each) the first time an experiment asks for them.
+MODEL_GUARDRAIL_METRICS: tuple[dict[str, Any], ...] = (
+    {
+        "key": "model_latency_p95",
+        "name": "Model latency p95 (ms)",
+        "event": "model_latency_ms",
+        "aggregation": "quantile",
+        "quantile": 0.95,
+        "direction": "decrease",
+        "winsorize_percentile": None,
+        "cuped_lookback_days": 0,
+    },
+    {
+        "key": "model_error_rate",
+        "name": "Model error rate (errors per call)",
+        "event": "model_error",
+        "aggregation": "ratio",
+        "denominator_event": "model_call",
+        "direction": "decrease",
+        "cuped_lookback_days": 0,
+    },
+    {
+        "key": "model_cost_per_unit",
+        "name": "Model cost per unit (USD)",
+        "event": "model_cost_usd",
+        "aggregation": "sum",
+        "direction": "decrease",
+        "cuped_lookback_days": 0,
+    },
 )
 
 
@@ -336,6 +369,8 @@ def experiment_save(
     for field in PLAIN_FIELDS:
         if field in data:
             setattr(experiment, field, data[field])
+    if "model_guardrails" in data:
+        experiment.model_guardrails = data["model_guardrails"]
     for field in ANALYSIS_FIELDS:
         if field in data.get("analysis", {}):
             setattr(experiment, field, data["analysis"][field])
@@ -353,10 +388,32 @@ def experiment_save(
         raise ServiceError("An experiment needs variants.", fields={"variants": "required"})
     if "metrics" in data:
         _replace_metrics(experiment, data["metrics"])
+    if experiment.model_guardrails and (
+        creating or "metrics" in data or data.get("model_guardrails")
+    ):
+        model_guardrails_attach(experiment=experiment)
     if "forced_assignments" in data:
         _replace_forced(experiment, data["forced_assignments"])
     experiment_audit_save(experiment=experiment, before=before)
     return experiment
+
+
+def model_guardrail_metrics() -> list[Metric]:
+    """The three standard model metrics (CONTRACT §8.2), created through `metric_save` when
+    missing; existing metrics of those keys are used as they are."""
+    keys = [d["key"] for d in MODEL_GUARDRAIL_METRICS]
+    found = {m.key: m for m in Metric.objects.filter(key__in=keys)}
+    return [found.get(d["key"]) or metric_save(data=d) for d in MODEL_GUARDRAIL_METRICS]
+
+
+def model_guardrails_attach(*, experiment: Experiment) -> None:
+    """Link the model guardrails to `experiment`; links it already has (any role) stay."""
+    linked = set(experiment.metrics.values_list("metric__key", flat=True))
+    ExperimentMetric.objects.bulk_create(
+        ExperimentMetric(experiment=experiment, metric=metric, role=Role.GUARDRAIL)
+        for metric in model_guardrail_metrics()
+        if metric.key not in linked
+    )
 
 
 def frozen_changes(experiment: Experiment, data: Mapping[str, Any]) -> dict[str, str]:
@@ -374,12 +431,24 @@ def frozen_changes(experiment: Experiment, data: Mapping[str, Any]) -> dict[str,
         and data["planned_sample_size"] != experiment.planned_sample_size
     ):
         changed["planned_sample_size"] = FROZEN_REASON
+    if "model_guardrails" in data and data["model_guardrails"] != experiment.model_guardrails:
+        changed["model_guardrails"] = FROZEN_REASON
     if "metrics" in data:
+        proposed_links = list(data["metrics"])
+        if experiment.model_guardrails:
+            # The model guardrails are re-linked after a replacement, so resending the
+            # metrics without them is not a change.
+            listed = {m["metric"] for m in proposed_links}
+            proposed_links += [
+                {"metric": d["key"], "role": Role.GUARDRAIL}
+                for d in MODEL_GUARDRAIL_METRICS
+                if d["key"] not in listed
+            ]
         current = {
             (m.metric.key, m.role, m.harm_margin)
             for m in experiment.metrics.select_related("metric")
         }
-        proposed = {(m["metric"], m["role"], m.get("harm_margin")) for m in data["metrics"]}
+        proposed = {(m["metric"], m["role"], m.get("harm_margin")) for m in proposed_links}
         if current != proposed:
             changed["metrics"] = FROZEN_REASON
     return changed

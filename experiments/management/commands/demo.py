@@ -223,6 +223,7 @@ class Command(BaseCommand):
             ):
                 mail.outbox = []
                 self._traffic(units, raw_key, week_start)
+                self._model_rollout(raw_key)
                 sent = len(mail.outbox)
         self._report(raw_key, sent)
 
@@ -232,8 +233,10 @@ class Command(BaseCommand):
             state = experiment.get_status_display().lower()
             if experiment.shipped_variant:
                 state += f", shipped {experiment.shipped_variant}"
+            for variant in experiment.variants.filter(rolled_back_at__isnull=False):
+                state += f", {variant.key} rolled back"
             results = reverse("admin:experiments_experiment_results", args=[experiment.pk])
-            self.stdout.write(f"  {experiment.key:<20} {state:<24} {SITE}{results}")
+            self.stdout.write(f"  {experiment.key:<20} {state:<28} {SITE}{results}")
         if sent:
             self.stdout.write(
                 f"  {sent} alert e-mail{'s' if sent != 1 else ''} went to the owners "
@@ -247,6 +250,15 @@ class Command(BaseCommand):
             "-H 'Content-Type: application/json' -d '{\"unit_id\": \"u-1\"}' "
             f"{SITE}/api/v1/assign"
         )
+
+    def _model_rollout(self, raw_key: str) -> None:
+        """Issue 10's story: a slower, flakier candidate model rolled back automatically
+        (experiments/management/demo_rollout.py; its own users and timing)."""
+        from experiments.management.demo_rollout import model_rollout_demo
+
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+        # Quiet: the report below says which arm was rolled back.
+        model_rollout_demo(client=client, say=lambda line: None)
 
     def _admin(self) -> None:
         user_model = get_user_model()

@@ -226,7 +226,12 @@ def test_metrics__create_list_patch__contract_shape(api) -> None:
     }
     created = api.post("/api/v1/metrics", body, format="json")
     assert created.status_code == 201, created.json()
-    assert created.json() == {**body, "winsorize_percentile": 99.0, "cuped_lookback_days": 14}
+    assert created.json() == {
+        **body,
+        "winsorize_percentile": 99.0,
+        "cuped_lookback_days": 14,
+        "quantile": None,  # CONTRACT §8.2: quantile metrics only
+    }
     assert [m["key"] for m in api.get("/api/v1/metrics").json()] == ["ctr"]
     patched = api.patch("/api/v1/metrics/ctr", {"direction": "decrease"}, format="json")
     assert patched.json()["direction"] == "decrease"

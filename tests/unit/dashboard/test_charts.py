@@ -145,3 +145,60 @@ def test_effect_over_time__wide_early_interval__tick_labels_stay_inside_the_svg(
     assert any(len(text) >= 6 for _, text in ticks)
     for x, text in ticks:
         assert x >= charts.LABEL_CHAR_PX * len(text) + 4, (x, text)
+
+
+def test_guardrail_bound__threshold_and_marker_where_the_scales_put_them() -> None:
+    # Given a latency guardrail's lower bound rising through 0 over four checks, and a
+    # rollback at the third check's time
+    start = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+    bounds = [-40.0, -10.0, 12.0, 30.0]
+    points = [
+        charts.BoundPoint(start + dt.timedelta(minutes=5 * i), b) for i, b in enumerate(bounds)
+    ]
+    marker = start + dt.timedelta(minutes=10)
+    layout = charts.TimeLayout()
+    root = parse(
+        charts.guardrail_bound_over_time(
+            points,
+            threshold=0.0,
+            harm_above=True,
+            relative=False,
+            marker_at=marker,
+            layout=layout,
+            title="p95 <latency> · v2",
+        )
+    )
+    # Then the threshold line sits at y(0) of a domain holding the bounds and 0
+    low, high = charts.padded_domain([*bounds, 0.0])
+    y = charts.LinearScale(low, high, layout.height - layout.bottom, layout.top)
+    threshold = root.find("svg:line[@class='vl-threshold']", NS)
+    assert float(threshold.get("y1")) == pytest.approx(y(0.0), abs=0.06)
+    # the bound line has one vertex per check, rising up the page
+    line = root.find("svg:polyline[@class='vl-bound-line']", NS)
+    vertices = [tuple(map(float, p.split(","))) for p in line.get("points").split()]
+    assert [v[1] for v in vertices] == pytest.approx([y(b) for b in bounds], abs=0.06)
+    # and the rollback marker is vertical at two thirds of the time axis (10 of 15 minutes)
+    x = charts.LinearScale(0, 15, layout.left, layout.width - layout.right)
+    rollback = root.find("svg:line[@class='vl-rollback-marker']", NS)
+    assert float(rollback.get("x1")) == pytest.approx(x(10), abs=0.06)
+    assert rollback.get("x1") == rollback.get("x2")
+    text = ET.tostring(root, encoding="unicode")
+    assert "harm above 0" in text and "&lt;latency&gt;" in text
+
+
+def test_guardrail_bound__relative_margin_below__labelled_in_percent() -> None:
+    start = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+    points = [
+        charts.BoundPoint(start, 0.02),
+        charts.BoundPoint(start + dt.timedelta(hours=1), -0.01),
+    ]
+    svg = charts.guardrail_bound_over_time(
+        points, threshold=-0.05, harm_above=False, relative=True
+    )
+    assert "harm below -5%" in svg
+    assert 'class="vl-rollback-marker"' not in svg
+
+
+def test_guardrail_bound__no_points__empty_message() -> None:
+    svg = charts.guardrail_bound_over_time([], threshold=0.0, harm_above=True, relative=False)
+    assert "No guardrail checks yet" in svg

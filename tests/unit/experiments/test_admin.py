@@ -180,3 +180,36 @@ def test_admin_change_page__links_results_and_export(admin_client) -> None:
     export = f"/admin/experiments/experiment/{experiment.pk}/export/".encode()
     assert export in page
     assert admin_client.get(export.decode()).status_code == 200
+
+
+def test_admin_add__model_guardrails_checkbox__three_guardrails_linked(admin_client) -> None:
+    data = add_form("chat", [("control", 0.5, True), ("treatment", 0.5, False)])
+    data["model_guardrails"] = "on"
+    response = admin_client.post("/admin/experiments/experiment/add/", data)
+    assert response.status_code == 302, response.context["errors"] if response.context else ""
+    experiment = Experiment.objects.get(key="chat")
+    assert experiment.model_guardrails is True
+    links = dict(experiment.metrics.values_list("metric__key", "role"))
+    assert links == {
+        "model_latency_p95": "guardrail",
+        "model_error_rate": "guardrail",
+        "model_cost_per_unit": "guardrail",
+    }
+
+
+def test_admin_metric_add__quantile__saved_and_bad_quantile_refused(admin_client) -> None:
+    base = {
+        "key": "p99",
+        "event": "model_latency_ms",
+        "aggregation": "quantile",
+        "direction": "decrease",
+        "cuped_lookback_days": "0",
+    }
+    refused = admin_client.post("/admin/experiments/metric/add/", {**base, "quantile": "1.5"})
+    assert refused.status_code == 200 and "quantile" in str(refused.context["errors"])
+    saved = admin_client.post("/admin/experiments/metric/add/", {**base, "quantile": "0.99"})
+    assert saved.status_code == 302
+    from experiments.models import Metric
+
+    metric = Metric.objects.get(key="p99")
+    assert (metric.quantile, metric.winsorize_percentile) == (0.99, None)

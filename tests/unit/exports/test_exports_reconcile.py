@@ -66,9 +66,22 @@ def export_frame(experiment: Experiment, level: str, fmt: str) -> pd.DataFrame:
     return pd.read_csv(io.BytesIO(content))
 
 
-def arms_from_units(units: pd.DataFrame, metric) -> pd.DataFrame:
+def arms_from_units(units: pd.DataFrame, metric, events: pd.DataFrame) -> pd.DataFrame:
     """Per variant: units and mean, as the analysis computes them (docs/api.md §6), in pandas."""
     key = metric.key
+    if metric.aggregation == "quantile":
+        # An event-level quantile: every event of an analysed unit at or after its first
+        # exposure (within the window), pooled per arm; every analysed unit counts.
+        exposed = units[["unit_id", "variant", "first_exposed_at"]]
+        hits = events[(events["type"] == "outcome") & (events["name"] == metric.event)]
+        hits = hits.drop(columns="variant").merge(exposed, on="unit_id")
+        start = pd.to_datetime(hits["first_exposed_at"], utc=True, format="ISO8601")
+        at = pd.to_datetime(hits["timestamp"], utc=True, format="ISO8601")
+        keep = at >= start
+        if metric.conversion_window_hours is not None:
+            keep &= at < start + pd.Timedelta(hours=metric.conversion_window_hours)
+        value = hits[keep].groupby("variant")["value"].quantile(metric.quantile)
+        return pd.DataFrame({"units": units.groupby("variant").size(), "mean": value})
     if metric.aggregation == "ratio":
         num = f"{key}_numerator_winsorized" if f"{key}_numerator_winsorized" in units else None
         num = num or f"{key}_numerator"
@@ -92,6 +105,7 @@ def test_demo_results__recomputed_from_exports_with_pandas__match(admin_client) 
     for experiment in Experiment.objects.order_by("id"):
         # When the analyst downloads the exports (the three formats carry the same columns)
         units = export_frame(experiment, "units", "parquet")
+        events = export_frame(experiment, "events", "parquet")
         summary = export_frame(experiment, "summary", "parquet")
         for fmt in ("csv", "json"):
             assert list(export_frame(experiment, "units", fmt).columns) == list(units.columns)
@@ -106,7 +120,7 @@ def test_demo_results__recomputed_from_exports_with_pandas__match(admin_client) 
         assert f'id="vl-total-units">{len(units):,}<' in html
         for link in experiment.metrics.select_related("metric"):
             metric = link.metric
-            arms = arms_from_units(units, metric)
+            arms = arms_from_units(units, metric, events)
             control = experiment.variants.get(is_control=True).key
             mean_fmt, abs_fmt = metric_formatters(metric.aggregation, list(arms["mean"]))
             rows = summary[summary["metric"] == metric.key]

@@ -1,6 +1,7 @@
-"""A fast, seeded slice of ``benchmarks/rollback.py``: guardrail looks every 5 minutes plus
-hourly, state round-tripped through JSON as the service stores it, an arm rolled back at the
-first harm."""
+"""A fast, seeded slice of ``benchmarks/rollback.py``: the three model guardrails (p95 latency as
+a quantile metric, error rate, cost per unit) looked at every 5 minutes plus hourly, state
+round-tripped through JSON as the service stores it, an arm rolled back at the first harm. The
+full 15-day runs are marked slow."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ RUNS = 24
 def test_rollback_simulation__aa_two_days__rollbacks_within_binomial_margin() -> None:
     # Given A/A experiments (the treatment is the control) looked at 5-minutely and hourly
     result = rollback.simulate(
-        runs=RUNS, days=2, units_per_hour=300, latency_scale=1.0, error_rate=0.02, seed=11
+        runs=RUNS, days=2, calls_per_hour=1000, latency_scale=1.0, error_rate=0.02, seed=11
     )
     # Then the share rolled back stays within guardrail_alpha's binomial 99.9 % bound
     ceiling = stats.binom.ppf(0.999, RUNS, result["guardrail_alpha"])
@@ -39,18 +40,50 @@ def test_rollback_simulation__aa_two_days__rollbacks_within_binomial_margin() ->
 
 def test_rollback_simulation__latency_plus_35_percent__every_run_rolled_back() -> None:
     result = rollback.simulate(
-        runs=6, days=2, units_per_hour=1000, latency_scale=1.35, error_rate=0.02, seed=12
+        runs=6, days=2, calls_per_hour=1000, latency_scale=1.35, error_rate=0.02, seed=12
     )
     assert result["rolled_back"] == 6
-    # Rolled back within the first day at 1,000 units per hour per arm
+    # by the p95 latency guardrail, within the first day at 1,000 calls per hour per arm
+    assert result["rolled_back_by"] == {"model_latency_p95": 6}
     assert result["max_hours_to_rollback"] < 24
 
 
 def test_rollback_simulation__error_rate_doubled__rolled_back() -> None:
     result = rollback.simulate(
-        runs=4, days=2, units_per_hour=1000, latency_scale=1.0, error_rate=0.04, seed=13
+        runs=4, days=2, calls_per_hour=1000, latency_scale=1.0, error_rate=0.04, seed=13
     )
     assert result["rolled_back"] == 4
+    assert result["rolled_back_by"] == {"model_error_rate": 4}
+
+
+def test_rollback_arm__p95_equals_numpy_on_the_events() -> None:
+    import numpy as np
+
+    arm = rollback.Arm()
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        arm.add(rng, 40, 1.0, 0.02)
+    stats = arm.p95("control")
+    assert stats.n == 200
+    assert stats.sum / stats.n == pytest.approx(np.percentile(arm.latency, 95))
+    assert list(arm.latency) == sorted(arm.latency)
+
+
+@pytest.mark.slow
+def test_rollback_simulation__aa_fifteen_days__rollbacks_within_binomial_margin() -> None:
+    runs = 20
+    result = rollback.simulate(
+        runs=runs, days=15, calls_per_hour=1000, latency_scale=1.0, error_rate=0.02, seed=21
+    )
+    assert result["rolled_back"] <= stats.binom.ppf(0.999, runs, result["guardrail_alpha"])
+
+
+@pytest.mark.slow
+def test_rollback_simulation__plus_35_percent_fifteen_days__all_rolled_back() -> None:
+    result = rollback.simulate(
+        runs=10, days=15, calls_per_hour=1000, latency_scale=1.35, error_rate=0.02, seed=22
+    )
+    assert result["rolled_back"] == 10
 
 
 @pytest.mark.parametrize("runs", [100, 400])
