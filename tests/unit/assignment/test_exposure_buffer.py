@@ -23,17 +23,32 @@ def items(start: int, count: int) -> list[dict]:
     return [{"event_id": str(i)} for i in range(start, start + count)]
 
 
-def test_buffer__full_batch__published_at_once_in_order() -> None:
+def test_buffer__many_records__request_path_never_publishes_flush_sends_tasks_of_1000() -> None:
     broker = Broker()
-    buffer = ExposureBuffer(broker.publish, flush_seconds=60)
+    buffer = ExposureBuffer(broker.publish, flush_seconds=60, flush_at=10**9)
     buffer.add(items(0, 999))
-    assert broker.batches == []
     buffer.add(items(999, 2))
-    assert [len(b) for b in broker.batches] == [1000, 1]  # everything pending, in tasks of 1000
     buffer.add(items(1001, 5))
+    # Adding never publishes (the request path must not wait on the broker) ...
+    assert broker.batches == []
     buffer.flush()
+    # ... a flush sends everything pending, in order, in tasks of at most 1000
+    assert [len(b) for b in broker.batches] == [1000, 6]
     flat = [e["event_id"] for b in broker.batches for e in b]
     assert flat == [str(i) for i in range(1006)]
+
+
+def test_buffer__flush_at_records__flush_thread_woken_before_its_interval() -> None:
+    broker = Broker()
+    buffer = ExposureBuffer(broker.publish, flush_seconds=60, flush_at=50)
+    buffer.add(items(0, 49))
+    time.sleep(0.2)
+    assert broker.batches == []  # below flush_at: waits for the interval (60 s)
+    buffer.add(items(49, 1))
+    deadline = time.monotonic() + 5
+    while not broker.batches and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert broker.batches == [items(0, 50)]
 
 
 def test_buffer__background_thread__flushes_on_its_interval() -> None:
@@ -48,7 +63,7 @@ def test_buffer__background_thread__flushes_on_its_interval() -> None:
 
 def test_buffer__broker_refuses__kept_and_sent_later(monkeypatch) -> None:
     broker = Broker()
-    buffer = ExposureBuffer(broker.publish, flush_seconds=60)
+    buffer = ExposureBuffer(broker.publish, flush_seconds=60, flush_at=10**9)
     broker.up = False
     buffer.add(items(0, 10))
     buffer.flush()
@@ -62,7 +77,7 @@ def test_buffer__broker_refuses__kept_and_sent_later(monkeypatch) -> None:
 def test_buffer__long_outage__keeps_newest_up_to_cap(monkeypatch, caplog) -> None:
     monkeypatch.setattr(exposure_buffer, "MAX_PENDING", 20)
     broker = Broker()
-    buffer = ExposureBuffer(broker.publish, flush_seconds=60)
+    buffer = ExposureBuffer(broker.publish, flush_seconds=60, flush_at=10**9)
     broker.up = False
     for start in range(0, 30, 10):
         buffer.add(items(start, 10))
@@ -103,3 +118,16 @@ def test_request_ids__unique_within_a_process_and_across_a_fork() -> None:
     # The child drew its own prefix: it can never repeat an id of the parent.
     assert child_id[:20] != ids[0][:20]
     assert request_id_next()[:20] == ids[0][:20]
+
+
+def test_buffer__flush_stuck__adding_keeps_the_newest_up_to_cap(monkeypatch, caplog) -> None:
+    # Given a flush thread that has not run (as behind a hanging broker)
+    monkeypatch.setattr(exposure_buffer, "MAX_PENDING", 20)
+    broker = Broker()
+    buffer = ExposureBuffer(broker.publish, flush_seconds=60, flush_at=10**9)
+    # When requests keep adding, memory stays bounded: the oldest go, and the log says so
+    for start in range(0, 30, 10):
+        buffer.add(items(start, 10))
+    assert "exposure.buffer_overflow dropped=10" in caplog.text
+    buffer.flush()
+    assert [e["event_id"] for e in broker.batches[0]] == [str(i) for i in range(10, 30)]
