@@ -8,6 +8,8 @@ import json
 from wsgiref.util import setup_testing_defaults
 
 import pytest
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 
 from config.handlers import RequestPathDispatch
 from tests.factories import make_experiment
@@ -42,11 +44,19 @@ def call(
         started["status"] = int(status.split()[0])
         started["headers"] = dict(response_headers)
 
-    chunks = application(environ, start_response)
+    # As Django's test client does: the handler's signals would close the test's database
+    # connection (and its transaction) at the start and end of each request.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
     try:
-        content = b"".join(chunks)
+        chunks = application(environ, start_response)
+        try:
+            content = b"".join(chunks)
+        finally:
+            getattr(chunks, "close", lambda: None)()
     finally:
-        getattr(chunks, "close", lambda: None)()
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
     return started["status"], started["headers"], content
 
 
