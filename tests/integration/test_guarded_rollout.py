@@ -107,6 +107,10 @@ def _model_events(rng: random.Random, unit: str, variant: str) -> list[dict]:
     return events
 
 
+# Enough users for the harm to show at the monitor's first looks (about 1,000 per arm).
+BURST_USERS = 2000
+
+
 class Traffic(threading.Thread):
     """Users arriving until stopped: /assign (exposure logged), then their model calls."""
 
@@ -121,6 +125,10 @@ class Traffic(threading.Thread):
         rng = random.Random(3)
         try:
             while not self.stop.is_set():
+                if self.users >= BURST_USERS:
+                    # Then a trickle: traffic keeps flowing, but the data (and each monitor
+                    # look) stays small however long the first look takes on a busy machine.
+                    self.stop.wait(1.0)
                 events: list[dict] = []
                 for _ in range(20):
                     unit = f"user-{self.users}"

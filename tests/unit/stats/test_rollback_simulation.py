@@ -1,7 +1,9 @@
 """A fast, seeded slice of ``benchmarks/rollback.py``: the three model guardrails (p95 latency as
 a quantile metric, error rate, cost per unit) looked at every 5 minutes plus hourly, state
 round-tripped through JSON as the service stores it, an arm rolled back at the first harm. The
-full 15-day runs are marked slow."""
+15-day regression runs are marked slow. The 15-day A/A runs cost over a minute of CPU each, so
+their type-I figure is the benchmark's (docs/rollouts.md, "Simulation"), not a suite test: 20
+runs would take the suite past its time budget and could only catch a rate above 20 %."""
 
 from __future__ import annotations
 
@@ -67,15 +69,6 @@ def test_rollback_arm__p95_equals_numpy_on_the_events() -> None:
     assert stats.n == 200
     assert stats.sum / stats.n == pytest.approx(np.percentile(arm.latency, 95))
     assert list(arm.latency) == sorted(arm.latency)
-
-
-@pytest.mark.slow
-def test_rollback_simulation__aa_fifteen_days__rollbacks_within_binomial_margin() -> None:
-    runs = 20
-    result = rollback.simulate(
-        runs=runs, days=15, calls_per_hour=1000, latency_scale=1.0, error_rate=0.02, seed=21
-    )
-    assert result["rolled_back"] <= stats.binom.ppf(0.999, runs, result["guardrail_alpha"])
 
 
 @pytest.mark.slow
