@@ -744,6 +744,15 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
             ]
             extra_context["can_roll_back"] = experiment.status in services.ROLLBACK_STATUSES
             extra_context["steps"] = lifecycle_steps(experiment)
+            if experiment.status in services.CLOSED_STATUSES:
+                # Every field is read-only: nothing to save, and a stopped experiment's history
+                # is kept (archive it instead of deleting it).
+                extra_context.update(
+                    show_save=False,
+                    show_save_and_continue=False,
+                    show_save_and_add_another=False,
+                    show_delete=False,
+                )
         return super().change_view(request, object_id, form_url, extra_context)
 
     def _preview_context(self, request: HttpRequest, experiment: Experiment) -> dict:

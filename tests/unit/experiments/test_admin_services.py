@@ -43,6 +43,10 @@ def test_admin_stopped__page_read_only_with_reason(admin_client) -> None:
     assert "Stopped: the configuration can no longer change" in page.content.decode()
     inlines = page.context["inline_admin_formsets"]
     assert all(not inline.has_add_permission for inline in inlines)
+    # Nothing to save and nothing to delete: no Save or Delete buttons
+    html = page.content.decode()
+    assert 'name="_save"' not in html and 'name="_continue"' not in html
+    assert "deletelink" not in html
 
 
 def test_admin_stopped__posted_edit__refused_by_the_service_nothing_changed(admin_client) -> None:
