@@ -36,8 +36,13 @@ import json, sys
 import django
 
 def peak_kb():
+    # The peak resident set less the pages mapped from files (shared-library code, such as
+    # pyarrow's 50 MB of .so files): how many of those count varies with the page cache (a
+    # freshly installed venv maps 14 MB more of them), while the memory the export itself
+    # holds is anonymous.
     with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+        fields = {line.split(":")[0]: int(line.split()[1]) for line in status if "kB" in line}
+    return fields["VmHWM"] - fields["RssFile"]
 
 django.setup()
 from django.core.management import call_command
