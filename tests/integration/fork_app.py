@@ -21,29 +21,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-from variantlab_client import Client
+from tests.integration.fork_client import recording_client
 
-client = Client(
-    os.environ["VARIANTLAB_URL"],
-    os.environ["VARIANTLAB_KEY"],
-    refresh_seconds=0.2,
-    flush_seconds=0.2,
-    timeout=2.0,
-)
-# The master loads its configuration (and its threads run) before any worker is forked.
-LOADED_BEFORE_FORK = client.wait_ready(30)
+# Built before any worker is forked: its configuration is loaded and its threads run.
+client, _sent = recording_client()
+LOADED_BEFORE_FORK = client._config is not None
 MASTER_PID = os.getpid()
-
-_sent: list[dict[str, Any]] = []
-_enqueue = client._enqueue
-
-
-def _recording(event: dict[str, Any]) -> None:
-    _sent.append(event)
-    _enqueue(event)
-
-
-client._enqueue = _recording  # type: ignore[method-assign]
 
 
 def _state() -> dict[str, Any]:

@@ -14,7 +14,8 @@ import threading
 from typing import Any
 
 from celery import Celery
-from variantlab_client import Client
+
+from tests.integration.fork_client import recording_client
 
 QUEUE = "variantlab-fork-test"
 
@@ -26,26 +27,10 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
 )
 
-client = Client(
-    os.environ["VARIANTLAB_URL"],
-    os.environ["VARIANTLAB_KEY"],
-    refresh_seconds=0.2,
-    flush_seconds=0.2,
-    timeout=2.0,
-)
-LOADED_BEFORE_FORK = client.wait_ready(30)
+# Built before any worker is forked: its configuration is loaded and its threads run.
+client, _sent = recording_client()
+LOADED_BEFORE_FORK = client._config is not None
 MAIN_PID = os.getpid()
-
-_sent: list[dict[str, Any]] = []
-_enqueue = client._enqueue
-
-
-def _recording(event: dict[str, Any]) -> None:
-    _sent.append(event)
-    _enqueue(event)
-
-
-client._enqueue = _recording  # type: ignore[method-assign]
 
 
 @app.task(name="fork_celery.assign_unit")
