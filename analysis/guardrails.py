@@ -29,8 +29,9 @@ experiments analysed before this module existed keep their history.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 from django.db import transaction
 from django.utils import timezone
@@ -87,33 +88,52 @@ def harm_message(result: LookResult, metric: str, variant: str) -> str:
     return f"{variant} harms {metric}"
 
 
+class DecidedLook(Protocol):
+    """A decided look as the chain needs it: the engine's result and the state it leaves."""
+
+    @property
+    def look(self) -> LookResult: ...
+
+    @property
+    def state(self) -> DecisionState: ...
+
+
+Decided = TypeVar("Decided", bound=DecidedLook)
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorLook:
+    look: LookResult
+    state: DecisionState
+
+
 def decide_with_guardrail_chain(
     *,
     experiment: Experiment,
     inputs: Sequence[MetricInput],
     previous: DecisionState | None,
+    decide: Callable[[DecisionState | None], Decided],
     source: str,
     snapshot: Snapshot | None = None,
     expected_head: int | bool | None = False,
-    **look: Any,
-) -> tuple[LookResult, DecisionState, GuardrailCheck | None]:
-    """`decide_look` with the guardrail comparisons carried by the check chain (see above).
+) -> tuple[Decided | None, GuardrailCheck | None]:
+    """`decide` (a pure look: `decide_look`, or a snapshot's `snapshot_look`) run with the
+    guardrail comparisons carried by the check chain (see above).
 
     `expected_head` (the monitor): the id of the head when the check was scheduled (None: no
     check yet); if another look has been appended since, this one is skipped and returns
-    None as its check. The default (False) always decides (snapshots).
+    (None, None). The default (False) always decides (snapshots).
     """
     keys = guardrail_keys(inputs)
     if not keys:
         # No guardrails: nothing to carry, lock or act on.
-        result, new_state = decide_look(experiment_settings(experiment), inputs, previous, **look)
-        return result, new_state, None
+        return decide(previous), None
     with transaction.atomic():
         # The row lock serialises every guardrail look of this experiment (and its rollbacks).
         Experiment.objects.select_for_update().filter(pk=experiment.pk).first()
         head = guardrail_head(experiment)
         if expected_head is not False and (head.pk if head else None) != expected_head:
-            return None, None, None  # type: ignore[return-value]
+            return None, None
         state = DecisionState.from_json(previous.to_json() if previous else None)
         known: set[tuple[str, ...]]
         if head is not None:
@@ -132,7 +152,8 @@ def decide_with_guardrail_chain(
                 for key in keys
                 if key in state.comparisons and state.comparisons[key].harm
             }
-        result, new_state = decide_look(experiment_settings(experiment), inputs, state, **look)
+        decided = decide(state)
+        result, new_state = decided.look, decided.state
         harms = [
             {
                 "metric": metric,
@@ -157,7 +178,7 @@ def decide_with_guardrail_chain(
         # (a snapshot recovered as stuck drops its results, not its guardrail look).
         if harms:
             transaction.on_commit(lambda: guardrail_act(check=check))
-    return result, new_state, check
+    return decided, check
 
 
 def experiment_settings(experiment: Experiment) -> Any:
@@ -181,13 +202,14 @@ def guardrail_check(
     inputs = metric_inputs(experiment, links)
     from analysis.services import _previous_state
 
-    _, _, check = decide_with_guardrail_chain(
+    settings, at = experiment_settings(experiment), timezone.now().isoformat()
+    _, check = decide_with_guardrail_chain(
         experiment=experiment,
         inputs=inputs,
         previous=_previous_state(experiment),
+        decide=lambda state: MonitorLook(*decide_look(settings, inputs, state, at=at)),
         source=GuardrailCheckSource.MONITOR,
         expected_head=expected_head,
-        at=timezone.now().isoformat(),
     )
     return check
 
