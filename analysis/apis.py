@@ -306,6 +306,8 @@ class ResultsApi(APIView):
                 f"No finished snapshot for '{key}' yet; POST .../analyze to compute one.",
                 code="no_results",
             )
+        # The stored JSON is `SnapshotResults.to_json()` as it was when computed: sent as
+        # stored, so an older snapshot keeps its own shape (docs/architecture.md).
         return Response(snapshot.results)
 
 
