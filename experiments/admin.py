@@ -15,9 +15,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from variantlab_client.engine import assign
 
+# The statistics engine is pure (no Django, no app): the admin's sample-size planner uses it.
+from analysis.stats import sample_size
+from audit.selectors import audit_list
 from core.errors import ServiceError
 from experiments import services
 from experiments.admin_lifecycle import (
@@ -37,7 +41,7 @@ from experiments.models import (
     Status,
     Variant,
 )
-from experiments.selectors import experiment_config_build
+from experiments.selectors import experiment_config_build, metric_json
 from experiments.services import (
     ANALYSIS_FIELDS,
     FROZEN_ANALYSIS_FIELDS,
@@ -334,8 +338,6 @@ def planned_from_form(cleaned: dict[str, Any], data: dict[str, Any]) -> Any:
     (no baseline) or when a planned sample size was typed in. ValueError: impossible inputs."""
     if cleaned.get("planned_sample_size") or cleaned.get("plan_baseline") is None:
         return None
-    from analysis.stats import sample_size
-
     analysis = data.get("analysis", {})
     variants = data.get("variants") or []
     weights = [v["weight"] for v in sorted(variants, key=lambda v: not v["is_control"])]
@@ -498,10 +500,6 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
     ) -> HttpResponse:
         """The audit log of this experiment (not Django's LogEntry, which misses the API,
         commands and the system)."""
-        from django.template.response import TemplateResponse
-
-        from audit.selectors import audit_list
-
         experiment = get_object_or_404(Experiment, pk=object_id)
         if not self.has_view_or_change_permission(request, experiment):
             raise PermissionDenied
@@ -639,8 +637,6 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
         reason: str = "",
         action: str = "",
     ) -> HttpResponse:
-        from django.template.response import TemplateResponse
-
         text = move_text(shown, name=experiment.name, variant=variant)
         context = {
             **self.admin_site.each_context(request),
@@ -822,8 +818,6 @@ class MetricAdmin(ServiceSavedAdmin):
         return services.metric_save(data=data, metric=obj)
 
     def audit_state(self, obj: Metric) -> dict:
-        from experiments.selectors import metric_json
-
         return metric_json(obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Metric | None = None) -> tuple:

@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from audit.context import SYSTEM, Actor, current_actor
 from audit.services import audit_changes, audit_record
+from core.actors import SYSTEM, Actor, current_actor
 from core.errors import ConflictError, NotFoundError, ServiceError
 from experiments.models import (
     ApiKey,

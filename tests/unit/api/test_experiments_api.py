@@ -277,7 +277,7 @@ def test_api_key__revoked__401(make_api_client) -> None:
     client = make_api_client("read")
     assert client.get("/api/v1/experiments").status_code == 200
     ApiKey.objects.update(is_active=False)
-    from experiments.auth import active_keys
+    from core.auth import active_keys
 
     active_keys.invalidate()  # in production the version bump does this on commit
     assert client.get("/api/v1/experiments").status_code == 401

@@ -26,6 +26,10 @@ from django.test import Client
 from django.utils import timezone
 from variantlab_client.config import LoadedConfig
 
+from analysis.guardrails import guardrail_head
+from analysis.services import snapshot_compute_now
+from analysis.tasks import guardrail_check_task
+from assignment.selectors import assignment_config
 from experiments import services
 from experiments.models import Experiment
 
@@ -116,11 +120,6 @@ def model_rollout_demo(
 ) -> Experiment:
     """Create and start the model experiment, then simulate hours of traffic, running the
     guardrail monitor's task after each, until the candidate is rolled back (plus one hour)."""
-    from analysis.guardrails import guardrail_head
-    from analysis.services import snapshot_compute_now
-    from analysis.tasks import guardrail_check_task
-    from assignment.selectors import assignment_config
-
     experiment = Experiment.objects.filter(key=MODEL_EXPERIMENT_KEY).first()
     if experiment is None:
         experiment = services.experiment_save(data=MODEL_EXPERIMENT)

@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
+from django.core.wsgi import get_wsgi_application
 from django.db import connections, transaction
 from django.test import Client
 from django.test.utils import override_settings
@@ -24,6 +25,9 @@ from variantlab_client import Client as VariantlabClient
 
 from analysis.models import Snapshot
 from analysis.services import snapshot_compute_now
+from assignment.selectors import assignment_config
+from core.auth import active_keys
+from demo.rollout import model_rollout_demo
 from experiments import services
 from experiments.models import Experiment, Layer, Metric, Status
 
@@ -253,9 +257,7 @@ class Command(BaseCommand):
 
     def _model_rollout(self, raw_key: str) -> None:
         """Issue 10's story: a slower, flakier candidate model rolled back automatically
-        (experiments/management/demo_rollout.py; its own users and timing)."""
-        from experiments.management.demo_rollout import model_rollout_demo
-
+        (demo/rollout.py; its own users and timing)."""
         client = Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
         # Quiet: the report below says which arm was rolled back.
         model_rollout_demo(client=client, say=lambda line: None)
@@ -283,9 +285,6 @@ class Command(BaseCommand):
         (through /events, as an app would send them), and the snapshots are computed under a
         clock set to the end of their day, so the charts and "days running" show a week.
         """
-        from assignment.selectors import assignment_config
-        from experiments.auth import active_keys
-
         assignment_config.invalidate()
         active_keys.invalidate()
         client = Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
@@ -355,8 +354,6 @@ def _app_client(raw_key: str) -> tuple[VariantlabClient, WSGIServer]:
     client: it backdates them over the simulated week and loses some on purpose (the SRM
     experiment).
     """
-    from django.core.wsgi import get_wsgi_application
-
     class Quiet(WSGIRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
             pass
