@@ -12,7 +12,8 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
-class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+# drf-spectacular's __init_subclass__ (it registers the extension) is untyped.
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     """The Bearer security scheme of core.auth.ApiKeyAuthentication (registered by defining
     it; core/apps.py imports this module at start). Without it the schema has no security
     scheme: Swagger's "Authorize", generated clients and the fuzz tests would not know to send

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
 from django import forms
 from django.contrib import admin, messages
@@ -54,6 +54,18 @@ from experiments.validation import (
     frozen_variant_errors,
     variant_set_errors,
 )
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+
+class _VariantTotal(TypedDict):
+    variant_total: int
+
+
+class _ExperimentTotal(TypedDict):
+    experiment_total: int
+
 
 # Variantlab's own name on every admin page (not "Django administration"); "View site" goes to
 # the results dashboard, which `/` also redirects to.
@@ -206,12 +218,13 @@ class ForcedAssignmentInline(FrozenWhenStoppedInline):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "variant":
-            object_id = request.resolver_match.kwargs.get("object_id")
+            match = request.resolver_match
+            object_id = match.kwargs.get("object_id") if match is not None else None
             kwargs["queryset"] = Variant.objects.filter(experiment_id=object_id or 0)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
-FROZEN_REASONS = {
+FROZEN_REASONS: dict[str, str] = {
     Status.RUNNING: "Running: the key, seed, hash version, layer and the variants' keys, "
     "weights and control are frozen so no unit changes variant; coverage, condition and "
     "texts may change.",
@@ -234,13 +247,10 @@ def experiment_admin_data(experiment: Experiment, formsets: list) -> dict[str, A
     data: dict[str, Any] = {f: getattr(experiment, f) for f in services.PLAIN_FIELDS}
     data["analysis"] = {f: getattr(experiment, f) for f in services.ANALYSIS_FIELDS}
     data["model_guardrails"] = experiment.model_guardrails
+    layer = experiment.layer  # no query without a layer
     data["layer"] = (
-        {
-            "key": experiment.layer.key,
-            "start": experiment.layer_start,
-            "end": experiment.layer_end,
-        }
-        if experiment.layer_id
+        {"key": layer.key, "start": experiment.layer_start, "end": experiment.layer_end}
+        if layer is not None
         else None
     )
     for formset in formsets:
@@ -373,7 +383,7 @@ class PreviewForm(forms.Form):
         return value
 
 
-class RoleCheckedActionsMixin:
+class RoleCheckedActionsMixin(admin.ModelAdmin):
     """An admin action the user may not run is a 403, not a silent "no action selected"."""
 
     def get_actions(self, request: HttpRequest) -> dict:
@@ -515,11 +525,11 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
         )
 
     @admin.display(description="Variants", ordering="variant_total")
-    def variant_count(self, obj: Experiment) -> int:
+    def variant_count(self, obj: WithAnnotations[Experiment, _VariantTotal]) -> int:
         return obj.variant_total
 
     def get_readonly_fields(self, request: HttpRequest, obj: Experiment | None = None) -> tuple:
-        fields = self.readonly_fields
+        fields: tuple[str, ...] = tuple(self.readonly_fields)
         if obj is not None and obj.status in services.CLOSED_STATUSES:
             return fields + tuple(ExperimentForm.Meta.fields)
         if obj is not None and obj.status != Status.DRAFT:
@@ -864,7 +874,7 @@ class LayerAdmin(ServiceSavedAdmin):
         return super().get_queryset(request).annotate(experiment_total=Count("experiments"))
 
     @admin.display(description="Experiments", ordering="experiment_total")
-    def experiment_count(self, obj: Layer) -> int:
+    def experiment_count(self, obj: WithAnnotations[Layer, _ExperimentTotal]) -> int:
         return obj.experiment_total
 
 

@@ -8,6 +8,7 @@ import random
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 from unittest import mock
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -33,7 +34,7 @@ from experiments.models import Experiment, Layer, Metric, Status
 
 DEMO_PASSWORD = "variantlab-demo"
 
-METRICS = [
+METRICS: list[dict[str, Any]] = [
     {
         "key": "search_click",
         "name": "Search click-through",
@@ -75,7 +76,7 @@ METRICS = [
     },
 ]
 
-EXPERIMENTS = [
+EXPERIMENTS: list[dict[str, Any]] = [
     {
         "key": "search-ranker-v2",
         "name": "Search ranker: gradient-boosted v2 vs BM25",
@@ -328,21 +329,22 @@ class Command(BaseCommand):
         # Assigned locally by the Python client, as a real app does (the same answers as
         # POST /assign).
         for key, got in app.assign(unit, attributes).items():
-            if not got.in_experiment:
+            variant = got.variant
+            if not got.in_experiment or variant is None:  # in an experiment means a variant
                 continue
-            if rng.random() >= 1 - DROPPED_EXPOSURES.get((key, got.variant), 0.0):
+            if rng.random() >= 1 - DROPPED_EXPOSURES.get((key, variant), 0.0):
                 continue  # the app lost this exposure: it never reaches Variantlab
             events.append(
                 {
                     "type": "exposure",
                     "unit_id": unit,
                     "experiment": key,
-                    "variant": got.variant,
+                    "variant": variant,
                     "timestamp": seen.isoformat(),
                     "attributes": attributes,
                 }
             )
-            events += _outcomes(rng, unit, TRUTH[key][got.variant], seen)
+            events += _outcomes(rng, unit, TRUTH[key][variant], seen)
         return events
 
 
