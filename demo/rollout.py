@@ -99,7 +99,8 @@ def _config(client: Client) -> LoadedConfig:
     return LoadedConfig.parse(response.json(), response["ETag"])
 
 
-def _post(client: Client, events: list[dict[str, object]]) -> None:
+def events_post(client: Client, events: list[dict[str, object]]) -> None:
+    """POST `events` to /events in batches of 1000 (its limit); any refusal stops the demo."""
     for start in range(0, len(events), 1000):
         response = client.post(
             "/api/v1/events",
@@ -147,7 +148,7 @@ def model_rollout_demo(
                     }
                 )
             events += model_calls(rng, unit, got.variant, seen)
-        _post(client, events)
+        events_post(client, events)
         # The monitor's look, as beat schedules it (the chain head it was scheduled after).
         head = guardrail_head(experiment)
         guardrail_check_task.delay(experiment.pk, head.pk if head else None)

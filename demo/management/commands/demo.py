@@ -28,7 +28,7 @@ from analysis.models import Snapshot
 from analysis.services import snapshot_compute_now
 from assignment.selectors import assignment_config
 from core.auth import active_keys
-from demo.rollout import model_rollout_demo
+from demo.rollout import events_post, model_rollout_demo
 from experiments import services
 from experiments.models import Experiment, Layer, Metric, Status
 
@@ -300,16 +300,7 @@ class Command(BaseCommand):
                 events: list[dict] = []
                 for i in range(day * per_day, (day + 1) * per_day):
                     events += self._user(app, rng, f"demo-user-{i}", day_start)
-                for start in range(0, len(events), 1000):
-                    response = client.post(
-                        "/api/v1/events",
-                        {"events": events[start : start + 1000]},
-                        content_type="application/json",
-                    )
-                    if response.status_code != 202:
-                        raise RuntimeError(
-                            f"/events refused the demo batch: {response.content!r}"
-                        )
+                events_post(client, events)
                 for experiment in Experiment.objects.filter(status=Status.RUNNING):
                     snapshot_compute_now(experiment=experiment)
                 if day == DAYS - 1:
