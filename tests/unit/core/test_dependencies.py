@@ -13,6 +13,9 @@
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,6 +207,40 @@ def test_core__imports_no_app_even_inside_functions() -> None:
     imports = [i for i in all_imports() if app_of(i.source) == "core"]
     assert imports, "core's modules were not found"
     assert {app_of(i.target) for i in imports} & {*STAGES[1:], *ENTRY_POINTS} == set()
+
+
+# Only core installed: a fresh process loads every core module and no app's.
+CORE_ALONE = """
+import importlib, json, pkgutil, sys
+import django
+from django.conf import settings
+settings.configure(
+    INSTALLED_APPS=[
+        "django.contrib.auth", "django.contrib.contenttypes", "rest_framework",
+        "drf_spectacular", "core",
+    ],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+    REDIS_URL="",
+)
+django.setup()
+import core
+names = [m.name for m in pkgutil.walk_packages(core.__path__, "core.")]
+for name in names:
+    if ".migrations" not in name:
+        importlib.import_module(name)
+print(json.dumps({"core": names, "loaded": sorted(sys.modules)}))
+"""
+
+
+def test_core__loads_with_no_other_app_installed() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CORE_ALONE], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert {"core.auth", "core.ratelimit", "core.actors", "core.errors"} <= set(report["core"])
+    apps = {*STAGES[1:], *ENTRY_POINTS}
+    assert [m for m in report["loaded"] if app_of(m) in apps] == []
 
 
 # The checks themselves: each catches what it is for.
