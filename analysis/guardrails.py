@@ -46,7 +46,8 @@ from analysis.stats.decisions import (
     MetricInput,
     decide_look,
 )
-from experiments.models import Experiment, Role, Status
+from analysis.tasks import guardrail_check_task
+from experiments.models import Experiment, Metric, Role, Status
 from experiments.services import guardrail_rollback
 
 logger = logging.getLogger(__name__)
@@ -182,6 +183,8 @@ def decide_with_guardrail_chain(
 
 
 def experiment_settings(experiment: Experiment) -> Any:
+    # analysis.services imports this module (snapshots run the same guardrail chain), so its
+    # helpers are imported at call time until they move below both.
     from analysis.services import decision_settings
 
     return decision_settings(experiment)
@@ -191,7 +194,8 @@ def guardrail_check(
     *, experiment_id: int, expected_head: int | bool | None = False
 ) -> GuardrailCheck | None:
     """The monitor's look: only the guardrail metrics, never the whole snapshot."""
-    from analysis.services import metric_inputs
+    # At call time: analysis.services imports this module (see experiment_settings).
+    from analysis.services import _previous_state, metric_inputs
 
     experiment = Experiment.objects.filter(pk=experiment_id, status=Status.RUNNING).first()
     if experiment is None:
@@ -200,8 +204,6 @@ def guardrail_check(
     if not links:
         return None
     inputs = metric_inputs(experiment, links)
-    from analysis.services import _previous_state
-
     settings, at = experiment_settings(experiment), timezone.now().isoformat()
     _, check = decide_with_guardrail_chain(
         experiment=experiment,
@@ -255,8 +257,6 @@ def guardrail_act(*, check: GuardrailCheck) -> None:
 def guardrail_checks_due() -> list[int]:
     """Schedule the monitor's checks of running experiments whose interval has passed since
     their last look (monitor or snapshot). Called by beat every minute."""
-    from analysis.tasks import guardrail_check_task
-
     now = timezone.now()
     scheduled = []
     running = Experiment.objects.filter(
@@ -274,6 +274,4 @@ def guardrail_checks_due() -> list[int]:
 
 def _metric_name(key: str) -> str:
     """The metric's name for people (alerts); its key when it has none or is gone."""
-    from experiments.models import Metric
-
     return Metric.objects.filter(key=key).values_list("name", flat=True).first() or key

@@ -47,8 +47,8 @@ from analysis.stats.decisions import (
     DecisionState,
     MetricInput,
 )
-from audit.context import SYSTEM
 from audit.services import audit_record
+from core.actors import SYSTEM
 from experiments.models import Aggregation, Experiment, Status
 
 logger = logging.getLogger(__name__)
