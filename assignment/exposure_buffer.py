@@ -7,6 +7,8 @@ milliseconds, as soon as FLUSH_AT records wait, and on a graceful shutdown (SIGT
 atexit). The request path never publishes: a publish holds the GIL for about 0.45 ms plus
 3 µs per record (serialising the task twice), and a request that waits behind a flush of a
 whole interval's records (2 ms at 500) is what set /assign's p99; FLUSH_AT bounds that wait.
+Records arrive already JSON-encoded (bytes, which the garbage collector does not track), so the
+flush sends them without encoding them again (assignment.services.exposures_publish_encoded).
 
 What each mode can lose:
 - batched: the last interval's records of a web process killed outright (SIGKILL, OOM). A
@@ -25,7 +27,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Generic, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +36,14 @@ MAX_BATCH = 1000
 MAX_PENDING = 50_000
 
 
-class ExposureBuffer:
+# One exposure record, in whatever form `publish` takes (the service adds them JSON-encoded).
+Record = TypeVar("Record")
+
+
+class ExposureBuffer(Generic[Record]):
     def __init__(
         self,
-        publish: Callable[[list[dict[str, Any]]], bool],
+        publish: Callable[[list[Record]], bool],
         flush_seconds: float,
         flush_at: int = FLUSH_AT,
     ) -> None:
@@ -46,10 +52,10 @@ class ExposureBuffer:
         self._flush_at = flush_at
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[Record] = []
         self._owner_pid: int | None = None
 
-    def add(self, exposures: Sequence[dict[str, Any]]) -> None:
+    def add(self, exposures: Sequence[Record]) -> None:
         self._start_in_this_process()
         with self._lock:
             self._pending.extend(exposures)
@@ -71,7 +77,7 @@ class ExposureBuffer:
                 self._keep(pending[start:])
                 return
 
-    def _keep(self, unsent: list[dict[str, Any]]) -> None:
+    def _keep(self, unsent: list[Record]) -> None:
         with self._lock:
             self._pending = unsent + self._pending
             overflow = len(self._pending) - MAX_PENDING
