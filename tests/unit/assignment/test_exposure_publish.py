@@ -14,7 +14,7 @@ from assignment import services
 RECORDS = [
     {
         "request_id": "0123456789abcdef0123456789abcdef",
-        "unit_id": "user-é-\u2028-\"quoted\"",
+        "unit_id": 'user-é-\u2028-"quoted"',
         "timestamp": "2026-11-29T03:20:00.123456+00:00",
         "attributes": {"country": "US", "nested": {"a": [1, 2.5, None, True]}, "emoji": "😀"},
         "variants": {"exp-0": "treatment", "exp-1": None},
@@ -111,3 +111,15 @@ def test_publish_encoded__broker_refuses__false_and_logged(monkeypatch, caplog) 
     encoded = [services.exposure_record_json(RECORDS[0])]
     assert services.exposures_publish_encoded(encoded, producer=object()) is False
     assert "exposure.enqueue_failed records=1" in caplog.text
+
+
+@pytest.mark.parametrize("c_encoder", [True, False])
+def test_exposure_record_json__with_or_without_the_c_encoder__kombus_json(
+    monkeypatch, c_encoder: bool
+) -> None:
+    from kombu.utils.json import dumps
+
+    if not c_encoder:  # as on a Python without the _json accelerator
+        monkeypatch.setattr(services, "_c_encoder", None)
+    for record in RECORDS:
+        assert services.exposure_record_json(record) == dumps(record).encode()
