@@ -4,11 +4,12 @@ On by default (every 0.2 s). A Celery publish costs about as much CPU as the res
 /assign request (docs/benchmarks.md), so, as client SDKs do, the exposure records of many
 requests are handed to Celery as one task by a background thread: every few hundred
 milliseconds, as soon as FLUSH_AT records wait, and on a graceful shutdown (SIGTERM, SIGINT:
-atexit). The request path never publishes: a publish holds the GIL for about 0.45 ms plus
-3 µs per record (serialising the task twice), and a request that waits behind a flush of a
-whole interval's records (2 ms at 500) is what set /assign's p99; FLUSH_AT bounds that wait.
-Records arrive already JSON-encoded (bytes, which the garbage collector does not track), so the
-flush sends them without encoding them again (assignment.services.exposures_publish_encoded).
+atexit). The request path never publishes. With one connection per worker a request waits
+behind whatever the flush thread holds the GIL for, which is what set /assign's p99: FLUSH_AT
+bounds the batch, and records arrive already JSON-encoded on their own request (bytes, which
+the garbage collector does not track), so the flush publishes them without encoding them again
+(`assignment.services.exposures_publish_encoded`): about 0.3 ms plus 2.5 µs per record of
+CPU, against 0.4 ms plus 6 µs when Celery encoded the batch (benchmarks/exposure_flush.py).
 
 What each mode can lose:
 - batched: the last interval's records of a web process killed outright (SIGKILL, OOM). A
