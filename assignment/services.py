@@ -195,7 +195,8 @@ def exposures_publish_encoded(encoded_records: list[bytes], producer: Any = None
 
 
 def exposures_publish(records: list[dict[str, Any]]) -> bool:
-    """Publish /assign exposure records as one Celery task. False (and logged) if the broker
+    """Publish /assign exposure records as one Celery task (the per-request mode and eager
+    runs; the flush thread publishes pre-encoded records). False (and logged) if the broker
     refused."""
     # By name: the events stage sits above assignment (EventsConfig.ready registers the task).
     events_ingest_task = current_app.tasks[EVENTS_INGEST_TASK]
