@@ -4,9 +4,12 @@ On by default (every 0.2 s). A Celery publish costs about as much CPU as the res
 /assign request (docs/benchmarks.md), so, as client SDKs do, the exposure records of many
 requests are handed to Celery as one task by a background thread: every few hundred
 milliseconds, as soon as FLUSH_AT records wait, and on a graceful shutdown (SIGTERM, SIGINT:
-atexit). The request path never publishes: a publish holds the GIL for about 0.45 ms plus
-3 µs per record (serialising the task twice), and a request that waits behind a flush of a
-whole interval's records (2 ms at 500) is what set /assign's p99; FLUSH_AT bounds that wait.
+atexit). The request path never publishes. With one connection per worker a request waits
+behind whatever the flush thread holds the GIL for, which is what set /assign's p99: FLUSH_AT
+bounds the batch, and records arrive already JSON-encoded on their own request (bytes, which
+the garbage collector does not track), so the flush publishes them without encoding them again
+(`assignment.services.exposures_publish_encoded`): about 0.3 ms plus 2.5 µs per record of
+CPU, against 0.4 ms plus 6 µs when Celery encoded the batch (benchmarks/exposure_flush.py).
 
 What each mode can lose:
 - batched: the last interval's records of a web process killed outright (SIGKILL, OOM). A
@@ -25,7 +28,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Generic, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +37,14 @@ MAX_BATCH = 1000
 MAX_PENDING = 50_000
 
 
-class ExposureBuffer:
+# One exposure record, in whatever form `publish` takes (the service adds them JSON-encoded).
+Record = TypeVar("Record")
+
+
+class ExposureBuffer(Generic[Record]):
     def __init__(
         self,
-        publish: Callable[[list[dict[str, Any]]], bool],
+        publish: Callable[[list[Record]], bool],
         flush_seconds: float,
         flush_at: int = FLUSH_AT,
     ) -> None:
@@ -46,10 +53,10 @@ class ExposureBuffer:
         self._flush_at = flush_at
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[Record] = []
         self._owner_pid: int | None = None
 
-    def add(self, exposures: Sequence[dict[str, Any]]) -> None:
+    def add(self, exposures: Sequence[Record]) -> None:
         self._start_in_this_process()
         with self._lock:
             self._pending.extend(exposures)
@@ -71,7 +78,7 @@ class ExposureBuffer:
                 self._keep(pending[start:])
                 return
 
-    def _keep(self, unsent: list[dict[str, Any]]) -> None:
+    def _keep(self, unsent: list[Record]) -> None:
         with self._lock:
             self._pending = unsent + self._pending
             overflow = len(self._pending) - MAX_PENDING
