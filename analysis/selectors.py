@@ -2,36 +2,11 @@
 
 `metric_variant_stats` reduces an experiment's exposures and outcomes to one `VariantStats` per
 variant with a single SQL query; no exposure or outcome row is ever loaded into Python, so memory
-stays flat however many units an experiment has. The query is four steps (docs/api.md §6):
-
-1. ``units``: the experiment's exposures, minus units seen in more than one variant;
-2. per unit, from a join to its outcomes, (units without events add only to n, which comes
-   from the exposures; with winsorization an outer join keeps them as 0 for the percentile):
-   y (the metric after exposure, within the conversion window if set),
-   x (the same aggregation over ``[first_exposed_at − lookback, first_exposed_at)``, for CUPED)
-   or, for ratio metrics, M (numerator) and D (denominator);
-3. optional winsorization: each per-unit column is capped at the metric's percentile of that
-   column over all analysed units of the experiment (every variant pooled);
-4. per-variant totals n, Σy, Σy², Σx, Σx², Σxy (ratio: ΣD, ΣD², ΣM·D).
-
-Semantics decided here (docs/api.md leaves them open):
-
-- ``mean``: only units with at least one event after exposure count (n = those units); their
-  covariate is the mean pre-period value, and 0 when the unit had no pre-period event.
-- Winsorization uses linear interpolation between closest ranks: PostgreSQL's
-  ``percentile_cont`` and numpy's default ``method="linear"`` (h = (N − 1)·p, value =
-  v[⌊h⌋] + (h − ⌊h⌋)(v[⌊h⌋+1] − v[⌊h⌋])); SQLite, which has no ``percentile_cont``, computes the
-  same with window functions. Only values above the cap change (there is no lower cap). The
-  CUPED covariate is capped at the same percentile of its own values, and a ratio's numerator
-  and denominator each at their own. Conversions (0 or 1) are never capped: a fractional cap
-  would turn them into something that is no longer a proportion.
-- A ratio metric has no CUPED covariate: ``cross_sum`` holds ΣM·D (see `VariantStats`).
-- Exposures whose variant key is not one of the experiment's variants are ignored.
-
-Timestamps: PostgreSQL shifts them with interval arithmetic. SQLite stores Django datetimes as
-UTC text ``YYYY-MM-DD HH:MM:SS[.ffffff]``, which compares correctly as text; a shift is computed on
-the whole seconds and the original fraction appended again, so it is exact to the microsecond
-(SQLite's own date functions round to milliseconds).
+stays flat however many units an experiment has. The SQL itself (which events count, CUPED,
+winsorization, quantiles, the unit export's values, the time-bounded scans) is written once in
+`analysis.metric_sql`; this module reads the experiment's `Scope`, runs that SQL and turns the
+rows into results. Exposures whose variant key is not one of the experiment's variants are
+ignored.
 """
 
 from __future__ import annotations
@@ -42,12 +17,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q, Subquery, Sum
 from django.db.models.functions import TruncDate
 
+from analysis import metric_sql
+from analysis.metric_sql import Scope
 from analysis.models import Snapshot, SnapshotState
-from core.sql import shifted
-from events.models import Exposure, Outcome
+from core.sql import POSTGRESQL
+from events.models import Exposure
 from experiments.models import Aggregation, Experiment, Metric
 
 if TYPE_CHECKING:
@@ -88,17 +65,12 @@ def metric_variant_stats(
     is above 0 and the metric is not a ratio; otherwise they are None. Ratio metrics fill the
     denominator sums and ``cross_sum`` = ΣM·D. A variant without units has n = 0 and zero sums.
     """
-    variant_keys = list(
-        experiment.variants.order_by("position", "id").values_list("key", flat=True)
-    )
+    scope = metric_scope(experiment=experiment)
+    variant_keys = scope.variant_keys
     is_ratio = metric.aggregation == Aggregation.RATIO
     with_covariate = cuped and not is_ratio and metric.cuped_lookback_days > 0
-    sql, params = _metric_sql(
-        experiment_id=experiment.pk,
-        metric=metric,
-        with_covariate=with_covariate,
-        vendor=connection.vendor,
-        variant_keys=variant_keys,
+    sql, params = metric_sql.totals_sql(
+        scope, metric, with_covariate=with_covariate, vendor=connection.vendor
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -153,13 +125,12 @@ def quantile_variant_stats(*, experiment: Experiment, metric: Metric) -> dict[st
     )
 
     assert metric.quantile is not None, "a quantile metric has a quantile (Metric.clean)"
-    variant_keys = list(
-        experiment.variants.order_by("position", "id").values_list("key", flat=True)
-    )
+    scope = metric_scope(experiment=experiment)
+    variant_keys = scope.variant_keys
     vendor = connection.vendor
-    events_sql, params = _quantile_events_sql(experiment_id=experiment.pk, metric=metric)
+    events_sql, params = metric_sql.quantile_events_sql(scope, metric, vendor)
     params["q"] = metric.quantile
-    sql = _quantile_moments_sql(events_sql, vendor)
+    sql = metric_sql.quantile_moments_sql(events_sql, vendor)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = {row[0]: row[1:] for row in cursor.fetchall()}
@@ -189,6 +160,26 @@ def quantile_variant_stats(*, experiment: Experiment, metric: Metric) -> dict[st
         arm = QuantileArm(key, c.units, c.events, c.estimate, se)
         stats[key] = as_variant_stats(arm)
     return stats
+
+
+def metric_scope(*, experiment: Experiment) -> Scope:
+    """`experiment`'s variant keys and the first and last exposure of its analysed units: what
+    bounds every metric query (`analysis.metric_sql`), read in one query."""
+    exposures = Exposure.objects.filter(experiment=experiment.pk, multiple_variants=False)
+    # ORDER BY ... LIMIT 1 rather than MIN/MAX: PostgreSQL reads one entry of exposure_by_time.
+    first = exposures.order_by("first_exposed_at").values("first_exposed_at")[:1]
+    last = exposures.order_by("-first_exposed_at").values("first_exposed_at")[:1]
+    rows = list(
+        experiment.variants.order_by("position", "id")
+        .annotate(first=Subquery(first), last=Subquery(last))
+        .values_list("key", "first", "last")
+    )
+    return Scope(
+        experiment_id=experiment.pk,
+        variant_keys=tuple(key for key, _, _ in rows),
+        first_exposure=rows[0][1] if rows else None,
+        last_exposure=rows[0][2] if rows else None,
+    )
 
 
 def exposure_diagnostics(*, experiment: Experiment) -> ExposureDiagnostics:
@@ -253,276 +244,15 @@ def winsorize_caps(*, experiment: Experiment, metric: Metric) -> dict[str, float
     """
     if metric.winsorize_percentile is None or metric.aggregation == Aggregation.CONVERSION:
         return {}
-    sql, params = _metric_sql(
-        experiment_id=experiment.pk,
-        metric=metric,
-        with_covariate=False,
-        vendor=connection.vendor,
-        variant_keys=list(experiment.variants.values_list("key", flat=True)),
-        caps_only=True,
+    scope = metric_scope(experiment=experiment)
+    sql, params = metric_sql.totals_sql(
+        scope, metric, with_covariate=False, vendor=connection.vendor, caps_only=True
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     names = ["y", "d"] if metric.aggregation == Aggregation.RATIO else ["y"]
     return {name: (None if v is None else float(v)) for name, v in zip(names, row, strict=True)}
-
-
-def _metric_sql(
-    *,
-    experiment_id: int,
-    metric: Metric,
-    with_covariate: bool,
-    vendor: str,
-    variant_keys: Sequence[str],
-    caps_only: bool = False,
-) -> tuple[str, dict[str, Any]]:
-    qn = connection.ops.quote_name
-    exposure, outcome = Exposure._meta, Outcome._meta
-    e_table, o_table = qn(exposure.db_table), qn(outcome.db_table)
-    fields = (*exposure.concrete_fields, *outcome.concrete_fields)
-    col = {f.name: qn(f.column or "") for f in fields}
-
-    aggregation = metric.aggregation
-    is_ratio = aggregation == Aggregation.RATIO
-    params: dict[str, Any] = {
-        "experiment_id": experiment_id,
-        "multiple": False,
-        "event": metric.event,
-        "denominator_event": metric.denominator_event or metric.event,
-        "window_hours": metric.conversion_window_hours,
-        "lookback_hours": -24 * metric.cuped_lookback_days,
-    }
-
-    # The join keeps outcomes in [lower, upper): lower is the exposure, or the start of the
-    # CUPED lookback; upper is the end of the conversion window, if any. Within that, an outcome
-    # counts for y from the exposure on, and for x before it.
-    post, pre = "o.ts >= u.t0", "o.ts < u.t0"
-    lower = shifted("u.t0", "lookback_hours", vendor) if with_covariate else "u.t0"
-    upper = ""
-    if metric.conversion_window_hours is not None:
-        upper = f" AND o.ts < {shifted('u.t0', 'window_hours', vendor)}"
-    is_event = "o.name = %(event)s"
-    join_names = "o.name IN (%(event)s, %(denominator_event)s)" if is_ratio else is_event
-
-    def total(condition: str, expr: str) -> str:
-        return f"SUM(CASE WHEN {condition} THEN {expr} ELSE 0 END)"
-
-    # Per-unit columns: y, x (0 when unused) and d (0 unless ratio).
-    if aggregation == Aggregation.CONVERSION:
-        y = f"MAX(CASE WHEN {post} THEN 1 ELSE 0 END)"
-        x = f"MAX(CASE WHEN {pre} THEN 1 ELSE 0 END)"
-    elif aggregation == Aggregation.COUNT:
-        y = f"COUNT(CASE WHEN {post} THEN 1 END)"
-        x = f"COUNT(CASE WHEN {pre} THEN 1 END)"
-    elif aggregation in (Aggregation.SUM, Aggregation.MEAN):
-        y = total(post, "o.value")
-        x = total(pre, "o.value")
-    elif is_ratio:
-        y = total(f"{post} AND {is_event}", "o.value")
-        x = "0"
-    else:
-        raise ValueError(f"unknown aggregation {aggregation!r}")
-    if aggregation == Aggregation.MEAN:
-        # Mean per unit: the unit's sum over its event count. x is 0 without pre-period events.
-        y = f"{y} / NULLIF(COUNT(CASE WHEN {post} THEN 1 END), 0)"
-        x = f"COALESCE({x} / NULLIF(COUNT(CASE WHEN {pre} THEN 1 END), 0), 0)"
-    d = total(f"{post} AND o.name = %(denominator_event)s", "o.value") if is_ratio else "0"
-    if not with_covariate:
-        x = "0"
-
-    # `units` keeps the columns the join and the windows need under short names. Exposures
-    # under a variant key the experiment does not define are left out here, not only after
-    # grouping: otherwise their values would move the winsorization cap of the real arms.
-    keys = list(variant_keys)
-    params.update({f"variant_{i}": key for i, key in enumerate(keys)})
-    known = ", ".join(f"%(variant_{i})s" for i in range(len(keys))) or "NULL"
-    units_cte = f"""
-        SELECT e.{col["id"]} AS id, e.{col["unit_id"]} AS unit_id, e.{col["variant"]} AS variant,
-               e.{col["first_exposed_at"]} AS t0
-        FROM {e_table} e
-        WHERE e.{col["experiment"]} = %(experiment_id)s
-          AND e.{col["multiple_variants"]} = %(multiple)s
-          AND e.{col["variant"]} IN ({known})
-    """
-    # Outcomes are read through a subquery that renames their columns, so the expressions above
-    # use o.ts / o.value / o.name whatever the real column names are.
-    outcomes = (
-        f"(SELECT {col['unit_id']} AS unit_id, {col['name']} AS name, {col['value']} AS value,"
-        f" {col['timestamp']} AS ts FROM {o_table})"
-    )
-    per_unit_cte = f"""
-        SELECT u.variant AS variant,
-               CAST({y} AS DOUBLE PRECISION) AS y,
-               CAST({x} AS DOUBLE PRECISION) AS x,
-               CAST({d} AS DOUBLE PRECISION) AS d
-        FROM units u
-        LEFT JOIN {outcomes} o
-          ON {join_names} AND o.unit_id = u.unit_id AND o.ts >= {lower}{upper}
-        GROUP BY u.id, u.variant
-    """
-    # Mean: units without events after exposure have y NULL and are not analysed.
-    analysed = "WHERE y IS NOT NULL" if aggregation == Aggregation.MEAN else ""
-    totals = (
-        "SUM(y) AS sy, SUM(y * y) AS syy, SUM(x) AS sx, SUM(x * x) AS sxx, SUM(x * y) AS sxy,"
-        " SUM(d) AS sd, SUM(d * d) AS sdd, SUM(y * d) AS syd, SUM(y * y * y) AS syyy"
-    )
-    percentile = metric.winsorize_percentile
-    if percentile is None or aggregation == Aggregation.CONVERSION:
-        # Without a cap no unit needs the others' values, so units without events (which only
-        # add to n) skip the per-unit step: it aggregates an inner join, which PostgreSQL runs
-        # in parallel (15 has no parallel outer hash join), and n comes from the exposures.
-        # The exposures subquery is written out twice: a CTE used twice is materialized by
-        # PostgreSQL, and a CTE scan cannot feed a parallel join.
-        hits = per_unit_cte.replace("LEFT JOIN", "JOIN").replace(
-            "FROM units u", f"FROM ({units_cte}) u"
-        )
-        if aggregation == Aggregation.CONVERSION and not with_covariate:
-            # A conversion without covariate is 1 for every unit with an event and needs no
-            # per-unit grouping: an EXISTS, which PostgreSQL runs as a parallel hash semi-join
-            # (no per-unit sort; about 2x faster at 1M units, see docs/benchmarks.md).
-            hits = f"""
-                SELECT u.variant AS variant, CAST(1 AS DOUBLE PRECISION) AS y,
-                       CAST(0 AS DOUBLE PRECISION) AS x, CAST(0 AS DOUBLE PRECISION) AS d
-                FROM ({units_cte}) u
-                WHERE EXISTS (
-                    SELECT 1 FROM {outcomes} o
-                    WHERE {is_event} AND o.unit_id = u.unit_id AND o.ts >= u.t0{upper}
-                )
-            """
-        units_n = (
-            ""
-            if aggregation == Aggregation.MEAN
-            else "UNION ALL SELECT variant, COUNT(*), 0, 0, 0, 0, 0, 0, 0, 0, 0"
-            f" FROM ({units_cte}) u GROUP BY variant"
-        )
-        hits_n = "COUNT(*)" if aggregation == Aggregation.MEAN else "0"
-        sql = f"""
-            WITH hits AS ({hits})
-            SELECT variant, SUM(n), SUM(sy), SUM(syy), SUM(sx), SUM(sxx), SUM(sxy), SUM(sd),
-                   SUM(sdd), SUM(syd), SUM(syyy)
-            FROM (
-                SELECT variant, {hits_n} AS n, {totals} FROM hits {analysed} GROUP BY variant
-                {units_n}
-            ) AS t
-            GROUP BY variant
-        """
-        return sql, params
-    # With a cap, every unit's value (0 included) enters the percentile: one outer join.
-    ctes = [("units", units_cte), ("per_unit", per_unit_cte)]
-    params["fraction"] = percentile / 100.0
-    capped = {"y": True, "x": with_covariate, "d": is_ratio}
-    for column, on in capped.items():
-        if on:
-            ctes.extend(_cap_ctes(column, analysed, vendor))
-    caps = [c for c, on in capped.items() if on]
-    if caps_only:
-        with_clause = ",\n".join(f"{name} AS ({body})" for name, body in ctes)
-        joins = " CROSS JOIN ".join(f"cap_{c}" for c in caps)
-        return f"WITH {with_clause} SELECT {', '.join(f'cap_{c}.v' for c in caps)} FROM {joins}", (
-            params
-        )
-    select = ", ".join(
-        f"CASE WHEN p.{c} > cap_{c}.v THEN cap_{c}.v ELSE p.{c} END AS {c}"
-        if c in caps
-        else f"p.{c} AS {c}"
-        for c in ("y", "x", "d")
-    )
-    joins = " ".join(f"CROSS JOIN cap_{c}" for c in caps)
-    ctes.append(("capped", f"SELECT p.variant, {select} FROM per_unit p {joins}"))
-    source = "capped"
-    with_clause = ",\n".join(f"{name} AS ({body})" for name, body in ctes)
-    sql = f"""
-        WITH {with_clause}
-        SELECT variant, COUNT(*), {totals}
-        FROM {source}
-        {analysed}
-        GROUP BY variant
-    """
-    return sql, params
-
-
-def _quantile_events_sql(*, experiment_id: int, metric: Metric) -> tuple[str, dict[str, Any]]:
-    """SQL for the CTEs ``units`` (analysed units: id, unit_id, variant, t0) and ``events``
-    (uid, variant, v): every event of the metric's name of an analysed unit, at or after its
-    first exposure and before the end of the conversion window if set."""
-    qn = connection.ops.quote_name
-    exposure, outcome = Exposure._meta, Outcome._meta
-    fields = (*exposure.concrete_fields, *outcome.concrete_fields)
-    col = {f.name: qn(f.column or "") for f in fields}
-    params: dict[str, Any] = {
-        "experiment_id": experiment_id,
-        "multiple": False,
-        "event": metric.event,
-        "window_hours": metric.conversion_window_hours,
-    }
-    upper = ""
-    if metric.conversion_window_hours is not None:
-        end = shifted("u.t0", "window_hours", connection.vendor)
-        upper = f" AND o.{col['timestamp']} < {end}"
-    sql = f"""
-        units AS (
-            SELECT e.{col["id"]} AS id, e.{col["unit_id"]} AS unit_id,
-                   e.{col["variant"]} AS variant, e.{col["first_exposed_at"]} AS t0
-            FROM {qn(exposure.db_table)} e
-            WHERE e.{col["experiment"]} = %(experiment_id)s
-              AND e.{col["multiple_variants"]} = %(multiple)s
-        ),
-        events AS (
-            SELECT u.id AS uid, u.variant AS variant,
-                   CAST(o.{col["value"]} AS DOUBLE PRECISION) AS v
-            FROM units u
-            JOIN {qn(outcome.db_table)} o
-              ON o.{col["name"]} = %(event)s AND o.{col["unit_id"]} = u.unit_id
-             AND o.{col["timestamp"]} >= u.t0{upper}
-        )
-    """
-    return sql, params
-
-
-def _quantile_moments_sql(events_sql: str, vendor: str) -> str:
-    """Per variant: units, ΣN, ΣN², ΣS, ΣS², ΣS·N, Q̂ (step 1 of the quantile metric)."""
-    if vendor == "postgresql":
-        qhat = (
-            "qhat AS (SELECT variant, percentile_cont(%(q)s) WITHIN GROUP (ORDER BY v) AS qv"
-            " FROM events GROUP BY variant)"
-        )
-    else:
-        # As `_cap_ctes`: rank r = 0 .. N-1 per arm, h = (N - 1)·q, interpolate between the
-        # values at ⌊h⌋ and ⌈h⌉.
-        qhat = """
-            ranked AS (
-                SELECT variant, v, ROW_NUMBER() OVER (PARTITION BY variant ORDER BY v) - 1 AS r,
-                       (COUNT(*) OVER (PARTITION BY variant) - 1) * %(q)s AS h
-                FROM events
-            ),
-            bounds AS (
-                SELECT variant, MAX(CASE WHEN r <= h THEN v END) AS lo_v,
-                       MAX(CASE WHEN r <= h THEN r END) AS lo_r,
-                       MIN(CASE WHEN r >= h THEN v END) AS hi_v, MAX(h) AS h
-                FROM ranked GROUP BY variant
-            ),
-            qhat AS (SELECT variant, lo_v + (h - lo_r) * (hi_v - lo_v) AS qv FROM bounds)
-        """
-    return f"""
-        WITH {events_sql}, {qhat},
-        per_unit AS (
-            SELECT e.variant AS variant, COUNT(*) AS n_i,
-                   SUM(CASE WHEN e.v <= q.qv THEN 1 ELSE 0 END) AS s_i
-            FROM events e JOIN qhat q ON q.variant = e.variant
-            GROUP BY e.uid, e.variant
-        ),
-        arms AS (
-            SELECT variant, SUM(n_i) AS nn, SUM(n_i * n_i) AS nn2, SUM(s_i) AS ss,
-                   SUM(s_i * s_i) AS ss2, SUM(s_i * n_i) AS sn
-            FROM per_unit GROUP BY variant
-        ),
-        unit_counts AS (SELECT variant, COUNT(*) AS units FROM units GROUP BY variant)
-        SELECT c.variant, c.units, a.nn, a.nn2, a.ss, a.ss2, a.sn, q.qv
-        FROM unit_counts c
-        LEFT JOIN arms a ON a.variant = c.variant
-        LEFT JOIN qhat q ON q.variant = c.variant
-    """
 
 
 def _event_quantiles(
@@ -532,84 +262,17 @@ def _event_quantiles(
     vendor: str,
 ) -> dict[str, tuple[float, float]]:
     """Per variant, the event quantiles at its two probabilities (step 2), in one query."""
-    params = dict(params)
-    wanted = []
-    for i, (key, (low, high)) in enumerate(probabilities.items()):
-        params.update({f"pv_{i}": key, f"plo_{i}": low, f"phi_{i}": high})
-        wanted.append(i)
-    if vendor == "postgresql":
-        columns = ", ".join(
-            f"percentile_cont(CAST(%({bound}_{i})s AS DOUBLE PRECISION)) WITHIN GROUP (ORDER BY v)"
-            f" FILTER (WHERE variant = %(pv_{i})s)"
-            for i in wanted
-            for bound in ("plo", "phi")
-        )
-        sql = f"WITH {events_sql} SELECT {columns} FROM events"
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-        return {
-            key: (float(row[2 * i]), float(row[2 * i + 1]))
-            for i, key in enumerate(probabilities)
-        }
-    fractions = " UNION ALL ".join(
-        f"SELECT %(pv_{i})s AS variant, {tag} AS tag, %({bound}_{i})s AS p"
-        for i in wanted
-        for tag, bound in ((0, "plo"), (1, "phi"))
-    )
-    sql = f"""
-        WITH {events_sql},
-        fractions AS ({fractions}),
-        ranked AS (
-            SELECT variant, v, ROW_NUMBER() OVER (PARTITION BY variant ORDER BY v) - 1 AS r,
-                   COUNT(*) OVER (PARTITION BY variant) AS c
-            FROM events
-        ),
-        positioned AS (
-            SELECT f.variant AS variant, f.tag AS tag, k.v AS v, k.r AS r, (k.c - 1) * f.p AS h
-            FROM ranked k JOIN fractions f ON f.variant = k.variant
-        ),
-        bounds AS (
-            SELECT variant, tag, MAX(CASE WHEN r <= h THEN v END) AS lo_v,
-                   MAX(CASE WHEN r <= h THEN r END) AS lo_r,
-                   MIN(CASE WHEN r >= h THEN v END) AS hi_v, MAX(h) AS h
-            FROM positioned GROUP BY variant, tag
-        )
-        SELECT variant, tag, lo_v + (h - lo_r) * (hi_v - lo_v) FROM bounds
-    """
+    sql, params = metric_sql.event_quantiles_sql(events_sql, params, probabilities, vendor)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        if vendor == POSTGRESQL:
+            row = cursor.fetchone()
+            return {
+                key: (float(row[2 * i]), float(row[2 * i + 1]))
+                for i, key in enumerate(probabilities)
+            }
         found = {(variant, int(tag)): float(value) for variant, tag, value in cursor.fetchall()}
     return {key: (found[(key, 0)], found[(key, 1)]) for key in probabilities}
-
-
-def _cap_ctes(column: str, analysed: str, vendor: str) -> list[tuple[str, str]]:
-    """CTE(s) ending in ``cap_<column>(v)``: the percentile of the column over analysed units."""
-    if vendor == "postgresql":
-        body = (
-            f"SELECT percentile_cont(%(fraction)s) WITHIN GROUP (ORDER BY {column}) AS v"
-            f" FROM per_unit {analysed}"
-        )
-        return [(f"cap_{column}", body)]
-    # Elsewhere: rank the values (r = 0 .. N-1), h = (N - 1)·p, interpolate between the values
-    # at ⌊h⌋ and ⌈h⌉. ⌊h⌋ is found as the largest rank not above h, avoiding FLOOR (optional in
-    # SQLite builds) and float-to-integer casts (which round on some databases).
-    ranked = (
-        f"SELECT {column} AS v, ROW_NUMBER() OVER (ORDER BY {column}) - 1 AS r,"
-        f" (COUNT(*) OVER () - 1) * %(fraction)s AS h FROM per_unit {analysed}"
-    )
-    bounds = (
-        "SELECT MAX(CASE WHEN r <= h THEN v END) AS lo_v,"
-        " MAX(CASE WHEN r <= h THEN r END) AS lo_r,"
-        " MIN(CASE WHEN r >= h THEN v END) AS hi_v, MAX(h) AS h"
-        f" FROM rank_{column}"
-    )
-    cap = f"SELECT lo_v + (h - lo_r) * (hi_v - lo_v) AS v FROM bounds_{column}"
-    return [
-        (f"rank_{column}", ranked),
-        (f"bounds_{column}", bounds),
-        (f"cap_{column}", cap),
-    ]
 
 
 def latest_snapshot(*, experiment: Experiment) -> Snapshot | None:
@@ -642,89 +305,5 @@ def unit_values_sql(
     A metric's ``conversion_window_hours`` bounds all its events, as in the analysis. The first
     exposure time comes back as a datetime on PostgreSQL and as UTC text on SQLite.
     """
-    vendor = vendor or connection.vendor
-    qn = connection.ops.quote_name
-    exposure, outcome = Exposure._meta, Outcome._meta
-    fields = (*exposure.concrete_fields, *outcome.concrete_fields)
-    col = {f.name: qn(f.column or "") for f in fields}
-    variant_keys = list(experiment.variants.values_list("key", flat=True))
-    params: dict[str, Any] = {"experiment_id": experiment.pk, "multiple": False}
-    params.update({f"variant_{i}": key for i, key in enumerate(variant_keys)})
-    known = ", ".join(f"%(variant_{i})s" for i in range(len(variant_keys))) or "NULL"
-    # The exposure table is read directly (not through a subquery) and grouped by its primary
-    # key alone, so PostgreSQL knows the other columns follow from it and needs no sort on
-    # the text columns; rows then come in primary-key order.
-    unit_id, t0 = f"u.{col['unit_id']}", f"u.{col['first_exposed_at']}"
-    select = f"SELECT {unit_id}, u.{col['variant']}, {t0}"
-    exposures = f"FROM {qn(exposure.db_table)} u"
-    where = f"""
-        WHERE u.{col["experiment"]} = %(experiment_id)s
-          AND u.{col["multiple_variants"]} = %(multiple)s
-          AND u.{col["variant"]} IN ({known})
-    """
-    order = f"ORDER BY u.{col['id']}"
-    if not metrics:
-        return f"{select} {exposures} {where} {order}", params
-
-    names = sorted(
-        {m.event for m in metrics} | {m.denominator_event for m in metrics if m.denominator_event}
-    )
-    params.update({f"name_{i}": name for i, name in enumerate(names)})
-    values = []
-    for i, metric in enumerate(metrics):
-        params[f"event_{i}"] = metric.event
-        params[f"denominator_{i}"] = metric.denominator_event or metric.event
-        params[f"window_{i}"] = metric.conversion_window_hours
-        # The join keeps only outcomes at or after the exposure; the window closes the range.
-        window = ""
-        if metric.conversion_window_hours is not None:
-            window = f" AND o.ts < {shifted(t0, f'window_{i}', vendor)}"
-        hit = f"o.name = %(event_{i})s{window}"
-        aggregation = metric.aggregation
-        if aggregation == Aggregation.CONVERSION:
-            value = f"CAST(MAX(CASE WHEN {hit} THEN 1 ELSE 0 END) AS BIGINT)"
-        elif aggregation == Aggregation.COUNT:
-            value = f"CAST(COUNT(CASE WHEN {hit} THEN 1 END) AS BIGINT)"
-        elif aggregation == Aggregation.SUM:
-            value = f"CAST(SUM(CASE WHEN {hit} THEN o.value ELSE 0 END) AS DOUBLE PRECISION)"
-        elif aggregation == Aggregation.MEAN:
-            value = (
-                f"CAST(SUM(CASE WHEN {hit} THEN o.value END) AS DOUBLE PRECISION)"
-                f" / NULLIF(COUNT(CASE WHEN {hit} THEN 1 END), 0)"
-            )
-        elif aggregation == Aggregation.RATIO:
-            below = f"o.name = %(denominator_{i})s{window}"
-            numerator = f"CAST(SUM(CASE WHEN {hit} THEN o.value ELSE 0 END) AS DOUBLE PRECISION)"
-            denominator = (
-                f"CAST(SUM(CASE WHEN {below} THEN o.value ELSE 0 END) AS DOUBLE PRECISION)"
-            )
-            value = (
-                f"{numerator} / NULLIF({denominator}, 0) AS m_{i},"
-                f" {numerator} AS m_{i}_numerator, {denominator} AS m_{i}_denominator"
-            )
-            values.append(value)
-            continue
-        elif aggregation == Aggregation.QUANTILE:
-            # An event-level quantile is a property of the arm's pooled events, not of a unit.
-            value = "CAST(NULL AS DOUBLE PRECISION)"
-        else:
-            raise ValueError(f"unknown aggregation {aggregation!r}")
-        values.append(f"{value} AS m_{i}")
-
-    # Outcomes are renamed in a subquery as in `_metric_sql`, so o.ts / o.name / o.value work
-    # whatever the real column names are.
-    outcomes = (
-        f"(SELECT {col['unit_id']} AS unit_id, {col['name']} AS name, {col['value']} AS value,"
-        f" {col['timestamp']} AS ts FROM {qn(outcome.db_table)})"
-    )
-    in_names = ", ".join(f"%(name_{i})s" for i in range(len(names)))
-    sql = f"""
-        {select}, {", ".join(values)}
-        {exposures}
-        LEFT JOIN {outcomes} o
-          ON o.name IN ({in_names}) AND o.unit_id = {unit_id} AND o.ts >= {t0}
-        {where}
-        GROUP BY u.{col["id"]}
-        {order}
-    """
-    return sql, params
+    scope = metric_scope(experiment=experiment)
+    return metric_sql.unit_values_sql(scope, metrics, vendor or connection.vendor)

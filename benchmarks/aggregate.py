@@ -11,6 +11,15 @@ after the timed calls (the load runs in a child process so it does not inflate t
     .venv/bin/python benchmarks/aggregate.py --units 20000 --outcomes 200000  # smoke run
     .venv/bin/python benchmarks/aggregate.py --reuse              # time the existing load
     .venv/bin/python benchmarks/aggregate.py --reuse --snapshot   # full snapshot, 5 metrics
+    .venv/bin/python benchmarks/aggregate.py --unrelated --units 100000 --outcomes 1000000
+
+With ``--unrelated`` it loads two databases from the same seed, ``<database>`` and
+``<database>_unrelated``; the second also holds ``--unrelated-factor`` (10) times the outcomes
+in rows this experiment must not count: other event names at any time, the experiment's own
+event names long before its start (the units' history), and another experiment's units and
+events (exposed before this one started). It then times the 5-metric snapshot on each,
+alternating (one child process per timed snapshot, after a warm-up of each), and prints the
+medians and their ratio.
 
 With ``--snapshot`` it times `analysis.services.snapshot_compute_now` of the experiment with five
 metrics attached (conversion, count, sum + CUPED, mean, ratio; created if missing, over the
@@ -50,15 +59,31 @@ def main() -> None:
     parser.add_argument(
         "--snapshot", action="store_true", help="time a full 5-metric snapshot instead"
     )
+    parser.add_argument(
+        "--unrelated", action="store_true", help="snapshot time with and without unrelated rows"
+    )
+    parser.add_argument(
+        "--unrelated-factor", type=int, default=10, help="unrelated rows per loaded outcome"
+    )
     parser.add_argument("--load-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--with-unrelated", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--snapshot-once", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
     os.environ["DATABASE_URL"] = f"{args.server}/{args.database}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # Production settings refuse the development key; this throwaway database needs no secret.
+    os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-only-" + "k" * 40)
     sys.path.insert(0, str(ROOT))
     if args.load_only:
         load(args)
+        return
+    if args.snapshot_once:
+        snapshot_once()
+        return
+    if args.unrelated:
+        measure_unrelated(args)
         return
     if not args.reuse:
         # A child process loads, so this process's peak RSS reflects only the timed queries.
@@ -101,6 +126,9 @@ def load(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         copy_exposures(raw, experiment.pk, unit_ids, variants, t0)
         copy_outcomes(raw, rng, args.outcomes, unit_ids, t0)
+        if args.with_unrelated:
+            # Drawn after the experiment's rows, so those are the same as without them.
+            copy_unrelated(raw, rng, args.unrelated_factor * args.outcomes, unit_ids, start)
         print(f"copied in {time.perf_counter() - started:.1f}s", flush=True)
         started = time.perf_counter()
         for statement in index_sql:
@@ -188,6 +216,75 @@ def copy_outcomes(raw, rng, total: int, unit_ids, t0) -> None:
         )
         copy_frame(raw, "events_outcome", frame)
         print(f"  outcomes {first + size:,}/{total:,}", flush=True)
+
+
+UNRELATED_NAMES = ["pageview", "scroll", "search", "add_to_cart", "video_play"]
+
+
+def copy_unrelated(raw, rng, total: int, unit_ids, start) -> None:
+    """Rows the experiment must not count, in three equal parts: other event names at any
+    time (its units and others); its own event names 30 to 120 days before its first exposure
+    (its units' history); and another, earlier experiment: as many units again, exposed 60
+    days before this one started, with events of every name around their exposure."""
+    import numpy as np
+    import pandas as pd
+
+    from experiments.services import experiment_save
+
+    arms = [{"key": "control", "weight": 0.5, "is_control": True}, {"key": "b", "weight": 0.5}]
+    earlier = experiment_save(data={"key": "earlier", "name": "Earlier", "variants": arms})
+    earlier_start = start - np.timedelta64(60, "D")
+    other_ids = np.char.add("x", np.arange(len(unit_ids)).astype(str))
+    other_t0 = earlier_start + rng.integers(0, 10 * DAY_US, size=len(other_ids)).astype(
+        "timedelta64[us]"
+    )
+    other_variants = np.where(rng.random(len(other_ids)) < 0.5, "control", "b")
+    copy_exposures(raw, earlier.pk, other_ids, other_variants, other_t0)
+    names = np.array(list(NAME_SHARES) + UNRELATED_NAMES)
+    own = np.array(list(NAME_SHARES))
+    others = np.array(UNRELATED_NAMES)
+    received = "2024-04-01 00:00:00"
+    for first in range(0, total, CHUNK):
+        size = min(CHUNK, total - first)
+        part = np.arange(first, first + size) % 3
+        # 0: other names, this experiment's units or the earlier one's, 150 days around.
+        unit = np.where(
+            rng.random(size) < 0.5,
+            unit_ids[rng.integers(0, len(unit_ids), size=size)],
+            other_ids[rng.integers(0, len(other_ids), size=size)],
+        )
+        when = start + rng.integers(-120 * DAY_US, 30 * DAY_US, size=size).astype(
+            "timedelta64[us]"
+        )
+        name = others[rng.integers(0, len(others), size=size)]
+        # 1: this experiment's event names, its units, 30 to 120 days before its start.
+        history = part == 1
+        unit[history] = unit_ids[rng.integers(0, len(unit_ids), size=int(history.sum()))]
+        when[history] = start - rng.integers(
+            30 * DAY_US, 120 * DAY_US, size=int(history.sum())
+        ).astype("timedelta64[us]")
+        name[history] = own[rng.integers(0, len(own), size=int(history.sum()))]
+        # 2: the earlier experiment's units, every name, 14 days either side of exposure.
+        theirs = part == 2
+        pick = rng.integers(0, len(other_ids), size=int(theirs.sum()))
+        unit[theirs] = other_ids[pick]
+        when[theirs] = other_t0[pick] + rng.integers(
+            -14 * DAY_US, 14 * DAY_US, size=int(theirs.sum())
+        ).astype("timedelta64[us]")
+        name[theirs] = names[rng.integers(0, len(names), size=int(theirs.sum()))]
+        frame = pd.DataFrame(
+            {
+                "event_id": np.char.add("n", np.arange(first, first + size).astype(str)),
+                "unit_id": unit,
+                "name": name,
+                "value": np.round(rng.lognormal(2.0, 1.0, size=size), 2),
+                "timestamp": np.datetime_as_string(when, unit="us"),
+                "properties": "{}",
+                "received_at": received,
+            }
+        )
+        copy_frame(raw, "events_outcome", frame)
+        print(f"  unrelated {first + size:,}/{total:,}", flush=True)
 
 
 def copy_frame(raw, table: str, frame) -> None:
@@ -412,6 +509,81 @@ def measure_snapshot(args: argparse.Namespace) -> None:
     )
     paired = sorted(s / b for s, b in zip(snap_runs, base_runs, strict=True))
     print(f"per-repetition ratios: {', '.join(f'{r:.2f}' for r in paired)}")
+
+
+def snapshot_once() -> None:
+    """One timed 5-metric snapshot of the loaded experiment; prints ``seconds <s>``."""
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    from analysis.models import ACTIVE_STATES, Snapshot, SnapshotState
+    from analysis.services import snapshot_compute_now
+    from experiments.models import Experiment
+
+    experiment = Experiment.objects.get(key="bench")
+    metrics = snapshot_setup(experiment)
+    Snapshot.objects.filter(experiment=experiment, state__in=ACTIVE_STATES).update(
+        state=SnapshotState.FAILED, error="abandoned benchmark run"
+    )
+    import analysis.stats.analyze  # noqa: F401  (scipy's import is not the snapshot's time)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    started = time.perf_counter()
+    done = snapshot_compute_now(experiment=experiment)
+    elapsed = time.perf_counter() - started
+    if done.state != SnapshotState.DONE or len(done.results["metrics"]) != len(metrics):
+        raise SystemExit(f"snapshot {done.pk} ended {done.state}: {done.error}")
+    print(f"seconds {elapsed:.4f}")
+
+
+def measure_unrelated(args: argparse.Namespace) -> None:
+    """Snapshot time without and with unrelated rows: two databases, alternating runs."""
+    clean, noisy = args.database, f"{args.database}_unrelated"
+    common = ["--units", str(args.units), "--outcomes", str(args.outcomes)]
+    common += ["--seed", str(args.seed), "--server", args.server]
+    if not args.reuse:
+        for database, extra in ((clean, []), (noisy, ["--with-unrelated"])):
+            factor = ["--unrelated-factor", str(args.unrelated_factor)]
+            command = [sys.executable, __file__, *common, *factor, "--database", database]
+            subprocess.run([*command, *extra, "--load-only"], check=True)
+
+    def once(database: str) -> float:
+        command = [sys.executable, __file__, *common, "--database", database, "--snapshot-once"]
+        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        return float(out.split("seconds")[-1])
+
+    import psycopg
+
+    sizes = {}
+    for database in (clean, noisy):
+        with psycopg.connect(f"{args.server}/{database}") as conn:
+            sizes[database] = conn.execute("SELECT COUNT(*) FROM events_outcome").fetchone()[0]
+        print(f"{database}: {sizes[database]:,} outcomes", flush=True)
+    print(f"load average before: {load_average()}", flush=True)
+    once(clean), once(noisy)  # warm-up of each
+    runs: dict[str, list[float]] = {clean: [], noisy: []}
+    for i in range(args.repeat):
+        # Alternate which goes first, so a trend in the machine's load hits both alike.
+        order = (clean, noisy) if i % 2 == 0 else (noisy, clean)
+        for database in order:
+            runs[database].append(once(database))
+        print(
+            f"  run {i + 1}: without {runs[clean][-1]:.2f}s, with {runs[noisy][-1]:.2f}s,"
+            f" load {load_average()}",
+            flush=True,
+        )
+    med = statistics.median
+    change = med(runs[noisy]) / med(runs[clean]) - 1
+    print(f"load average after: {load_average()}")
+    print(f"{'snapshot':<34}{'median s':>10}{'min s':>10}")
+    print(f"  {'without unrelated rows':<32}{med(runs[clean]):>10.2f}{min(runs[clean]):>10.2f}")
+    print(f"  {'with unrelated rows':<32}{med(runs[noisy]):>10.2f}{min(runs[noisy]):>10.2f}")
+    print(f"change of the median: {change:+.1%}")
+    paired = [n / c - 1 for c, n in zip(runs[clean], runs[noisy], strict=True)]
+    print(f"per-repetition changes: {', '.join(f'{p:+.1%}' for p in paired)}")
 
 
 def load_average() -> str:

@@ -48,7 +48,12 @@ class Exposure(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["experiment", "unit_id"], name="exposure_first_unique")
         ]
-        indexes = [models.Index(fields=["experiment", "variant"], name="exposure_by_variant")]
+        indexes = [
+            models.Index(fields=["experiment", "variant"], name="exposure_by_variant"),
+            # The metric queries bound their outcome scans by the experiment's first and last
+            # exposure (analysis/metric_sql.py): MIN and MAX read one index entry each.
+            models.Index(fields=["experiment", "first_exposed_at"], name="exposure_by_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.unit_id} saw {self.variant}"
@@ -66,8 +71,13 @@ class Outcome(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        # The analysis reads "this event name, these units, after this time".
-        indexes = [models.Index(fields=["name", "unit_id", "timestamp"], name="outcome_lookup")]
+        indexes = [
+            # The analysis reads "this event name, these units, after this time".
+            models.Index(fields=["name", "unit_id", "timestamp"], name="outcome_lookup"),
+            # ... and only the outcomes of that name within the experiment's time span, so
+            # unrelated history does not add to a snapshot's scan (analysis/metric_sql.py).
+            models.Index(fields=["name", "timestamp"], name="outcome_by_name_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} {self.value} by {self.unit_id}"
