@@ -53,6 +53,7 @@ from analysis.results import (
     exposure_days,
     reason_text,
 )
+from analysis.services import snapshot_request
 from analysis.stats import sample_size
 from analysis.stats.decisions import GUARDRAIL_STATUS_TEXT
 from core.errors import ServiceError
@@ -747,8 +748,6 @@ def analyze_view(
     experiment = get_object_or_404(Experiment, pk=object_id)
     if not model_admin.has_change_permission(request, experiment):
         raise PermissionDenied
-    from analysis.services import snapshot_request
-
     snapshot = snapshot_request(experiment=experiment)
     # Without a broker the task ran eagerly on commit: report what happened, not "queued".
     snapshot.refresh_from_db(fields=["state", "error"])

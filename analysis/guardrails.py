@@ -31,12 +31,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from django.db import transaction
 from django.utils import timezone
 
 from analysis.alerts import alert_send
+from analysis.look_inputs import decision_settings, metric_inputs, previous_decision_state
 from analysis.models import GuardrailCheck, GuardrailCheckSource, Snapshot
 from analysis.stats.decisions import (
     GUARDRAIL,
@@ -182,21 +183,10 @@ def decide_with_guardrail_chain(
     return decided, check
 
 
-def experiment_settings(experiment: Experiment) -> Any:
-    # analysis.services imports this module (snapshots run the same guardrail chain), so its
-    # helpers are imported at call time until they move below both.
-    from analysis.services import decision_settings
-
-    return decision_settings(experiment)
-
-
 def guardrail_check(
     *, experiment_id: int, expected_head: int | bool | None = False
 ) -> GuardrailCheck | None:
     """The monitor's look: only the guardrail metrics, never the whole snapshot."""
-    # At call time: analysis.services imports this module (see experiment_settings).
-    from analysis.services import _previous_state, metric_inputs
-
     experiment = Experiment.objects.filter(pk=experiment_id, status=Status.RUNNING).first()
     if experiment is None:
         return None
@@ -204,11 +194,11 @@ def guardrail_check(
     if not links:
         return None
     inputs = metric_inputs(experiment, links)
-    settings, at = experiment_settings(experiment), timezone.now().isoformat()
+    settings, at = decision_settings(experiment), timezone.now().isoformat()
     _, check = decide_with_guardrail_chain(
         experiment=experiment,
         inputs=inputs,
-        previous=_previous_state(experiment),
+        previous=previous_decision_state(experiment),
         decide=lambda state: MonitorLook(*decide_look(settings, inputs, state, at=at)),
         source=GuardrailCheckSource.MONITOR,
         expected_head=expected_head,

@@ -18,6 +18,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from analysis.alerts import alert_send
+from analysis.guardrails import decide_with_guardrail_chain
+from analysis.look_inputs import (
+    decision_settings,
+    metric_inputs,
+    previous_decision_state,
+    variant_order,
+)
 from analysis.models import (
     ACTIVE_STATES,
     GuardrailCheck,
@@ -37,34 +44,16 @@ from analysis.results import (
 from analysis.selectors import (
     ExposureDiagnostics,
     exposure_diagnostics,
-    metric_variant_stats,
-    quantile_variant_stats,
     units_first_exposed_since,
 )
 from analysis.stats.decisions import (
-    DEFAULT_PLANNED_LOOKS,
-    DecisionSettings,
     DecisionState,
-    MetricInput,
 )
 from audit.services import audit_record
 from core.actors import SYSTEM
-from experiments.models import Aggregation, Experiment, Status
+from experiments.models import Experiment, Status
 
 logger = logging.getLogger(__name__)
-
-METRIC_TYPE = {
-    Aggregation.CONVERSION: "proportion",
-    Aggregation.COUNT: "mean",
-    Aggregation.SUM: "mean",
-    Aggregation.MEAN: "mean",
-    Aggregation.RATIO: "ratio",
-    # Q̂ with its delta-method variance, expressed as a mean's totals (analysis.stats.quantile).
-    Aggregation.QUANTILE: "mean",
-}
-# Unbounded per-unit values: wait for each arm to reach 355·skewness² units before deciding.
-HEAVY_TAIL_GATED = (Aggregation.SUM, Aggregation.MEAN)
-
 
 def snapshot_request(*, experiment: Experiment) -> Snapshot:
     """Queue a snapshot on a worker, or return the one already queued or running.
@@ -185,67 +174,6 @@ def _srm_flag_raised(experiment: Experiment, srm: SrmResult) -> None:
     alert_send(kind="srm", experiment=experiment, message=message)
 
 
-def decision_settings(experiment: Experiment) -> DecisionSettings:
-    return DecisionSettings(
-        method=experiment.method,
-        alpha=experiment.alpha,
-        sequential_tuning=experiment.sequential_tuning,
-        planned_sample_size=experiment.planned_sample_size,
-        planned_looks=experiment.planned_looks or DEFAULT_PLANNED_LOOKS,
-        correction=experiment.correction,
-        min_units_per_variant=experiment.min_units_per_variant,
-        guardrail_alpha=experiment.guardrail_alpha,
-        srm_threshold=experiment.srm_threshold,
-    )
-
-
-def _previous_state(experiment: Experiment) -> DecisionState | None:
-    previous = (
-        Snapshot.objects.filter(experiment=experiment, state=SnapshotState.DONE)
-        .order_by("-computed_at", "-id")
-        .values_list("decision_state", flat=True)
-        .first()
-    )
-    return None if previous is None else DecisionState.from_json(previous)
-
-
-def variant_order(experiment: Experiment) -> list[Any]:
-    """Control first, then the treatments in their configured order."""
-    return sorted(experiment.variants.all(), key=lambda v: (not v.is_control, v.position))
-
-
-def metric_inputs(experiment: Experiment, links: list[Any]) -> list[MetricInput]:
-    """Each linked metric's sufficient statistics per arm (control first), for decide_look.
-
-    Snapshots and the guardrail monitor both build their inputs here, so a guardrail look is
-    the same computation whoever takes it.
-    """
-    keys = [v.key for v in variant_order(experiment)]
-    inputs: list[MetricInput] = []
-    for link in links:
-        metric = link.metric
-        if metric.aggregation == Aggregation.QUANTILE:
-            # Event-level quantiles have no per-unit covariate: no CUPED.
-            cuped = False
-            stats = quantile_variant_stats(experiment=experiment, metric=metric)
-        else:
-            cuped = experiment.cuped and metric.cuped_lookback_days > 0
-            stats = metric_variant_stats(experiment=experiment, metric=metric, cuped=cuped)
-        inputs.append(
-            MetricInput(
-                key=metric.key,
-                metric_type=METRIC_TYPE[metric.aggregation],
-                variants=tuple(stats[key] for key in keys),
-                role=link.role,
-                direction=metric.direction,
-                cuped=cuped,
-                harm_margin=link.harm_margin,
-                gate_heavy_tail=metric.aggregation in HEAVY_TAIL_GATED,
-            )
-        )
-    return inputs
-
-
 def _srm_basis(
     experiment: Experiment,
     variants: list[Any],
@@ -277,8 +205,6 @@ def _analyse(
 ) -> tuple[SnapshotResults, list[SnapshotComparison], DecisionState, GuardrailCheck | None]:
     """Gather the look's inputs, decide it (`analysis.results.snapshot_look`, pure) on the
     guardrail check chain, and build the comparison rows; the caller stores them."""
-    from analysis.guardrails import decide_with_guardrail_chain
-
     experiment = snapshot.experiment
     variants = variant_order(experiment)
     keys = [v.key for v in variants]
@@ -287,7 +213,7 @@ def _analyse(
 
     links = list(experiment.metrics.select_related("metric"))
     inputs = metric_inputs(experiment, links)
-    previous = _previous_state(experiment)
+    previous = previous_decision_state(experiment)
     srm_observed, srm_weights, previous = _srm_basis(experiment, variants, observed, previous)
     look_inputs = SnapshotInputs(
         experiment=experiment.key,

@@ -14,7 +14,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from analysis import services as analysis_services
+from analysis import look_inputs
 from analysis.guardrails import guardrail_check, guardrail_checks_due
 from analysis.models import GuardrailCheck, Snapshot, SnapshotComparison
 from audit.models import AuditEntry
@@ -79,9 +79,9 @@ def test_monitor__check__computes_only_guardrail_metrics_and_no_snapshot(
     seed(api, latency_gap=0.0)
     # When the monitor checks it
     with mock.patch.object(
-        analysis_services,
+        look_inputs,
         "metric_variant_stats",
-        wraps=analysis_services.metric_variant_stats,
+        wraps=look_inputs.metric_variant_stats,
     ) as stats:
         check = monitor(django_capture_on_commit_callbacks)
     # Then only the guardrail's statistics were computed, and no snapshot was taken
