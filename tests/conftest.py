@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-# Django is imported inside the fixtures so the pure suites (tests/unit/stats, .../assignment)
-# also run with `-p no:django`.
+# Django is imported inside the fixtures so the pure suites (tests/analysis/stats,
+# tests/assignment) also run with `-p no:django`.
 
 
 def production_mode() -> bool:

@@ -21,7 +21,7 @@ from assignment.engine import (
 
 # Part of the repository (source, version and licence in its README): a missing file is an
 # error of the checkout, so the run fails instead of losing the compatibility check silently.
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CASES_PATH = FIXTURES / "growthbook" / "growthbook-cases.json"
 
 

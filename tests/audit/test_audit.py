@@ -13,8 +13,8 @@ from django.utils import timezone
 from audit.models import AppendOnlyError, AuditEntry
 from audit.services import audit_record
 from experiments.models import ApiKey, Experiment
+from tests.experiments.test_admin import add_form
 from tests.factories import LayerFactory, MetricFactory, experiment_spec, make_experiment
-from tests.unit.experiments.test_admin import add_form
 
 pytestmark = pytest.mark.django_db
 

@@ -27,8 +27,8 @@ def test_results_page__staff_in_chromium__summary_table_charts_and_analyze(
     from django.utils import timezone
 
     from experiments.models import Experiment, ExperimentMetric
+    from tests.analysis.dashboard.seeding import seed_history
     from tests.factories import MetricFactory, make_experiment
-    from tests.unit.dashboard.seeding import seed_history
 
     # Given a superuser and an experiment with 30 seeded snapshots of 10 metrics
     django_user_model.objects.create_superuser("boss", "boss@example.com", "s3cret-pass")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 # Never connected to: `check` does not open a database connection.
 PRODUCTION_DB = "postgres://nobody@127.0.0.1:1/none"
 

@@ -9,8 +9,8 @@ import pytest
 
 from experiments import services
 from experiments.models import Experiment, ForcedAssignment, Variant
+from tests.experiments.test_admin import add_form, inline_management
 from tests.factories import MetricFactory, make_experiment
-from tests.unit.experiments.test_admin import add_form, inline_management
 
 pytestmark = pytest.mark.django_db
 

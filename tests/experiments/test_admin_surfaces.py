@@ -152,7 +152,7 @@ def test_dashboard__shipped_experiment__says_shipped_variant_and_date(admin_clie
 
 def test_create_page__planner_inputs__fill_planned_sample_size(admin_client) -> None:
     from analysis.stats import sample_size
-    from tests.unit.experiments.test_admin import add_form
+    from tests.experiments.test_admin import add_form
 
     # Given the create page with the planner (baseline 10 %, +10 % relative, 1,000 units/day)
     page = admin_client.get(f"{EXP}/add/").content.decode()
@@ -181,7 +181,7 @@ def test_create_page__planner_inputs__fill_planned_sample_size(admin_client) -> 
 
 
 def test_create_page__planned_size_typed_in__planner_leaves_it(admin_client) -> None:
-    from tests.unit.experiments.test_admin import add_form
+    from tests.experiments.test_admin import add_form
 
     data = add_form("typed", [("control", 0.5, True), ("treatment", 0.5, False)])
     data.update(plan_baseline="0.1", plan_mde="0.1", planned_sample_size="1234")

@@ -12,8 +12,8 @@ from django.urls import reverse
 from analysis.dashboard import Plan, expected_days, recent_daily_units
 from analysis.models import Snapshot, SnapshotState
 from experiments.models import Experiment, ExperimentMetric
+from tests.analysis.dashboard.seeding import seed_history
 from tests.factories import MetricFactory, make_experiment
-from tests.unit.dashboard.seeding import seed_history
 
 pytestmark = pytest.mark.django_db
 

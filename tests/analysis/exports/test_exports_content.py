@@ -15,8 +15,8 @@ import pytest
 
 from analysis.exports import export_stream, export_table
 from analysis.models import Snapshot, SnapshotComparison, SnapshotState
+from tests.analysis.exports import data
 from tests.factories import make_experiment
-from tests.unit.exports import data
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,8 @@ from django.http import StreamingHttpResponse
 from django.urls import reverse
 
 from events.models import Exposure
+from tests.analysis.exports.test_exports_content import make_snapshot
 from tests.factories import make_experiment
-from tests.unit.exports.test_exports_content import make_snapshot
 
 pytestmark = pytest.mark.django_db
 

@@ -18,8 +18,8 @@ from analysis.alerts import AlertDeliveryError, alert_webhook_deliver
 from analysis.tasks import alert_webhook_task
 from audit.models import AuditEntry
 from experiments.models import Experiment
+from tests.analysis.snapshots.test_snapshots import post_all, simulate
 from tests.factories import MetricFactory, make_experiment
-from tests.unit.snapshots.test_snapshots import post_all, simulate
 
 pytestmark = pytest.mark.django_db
 ALERT_FIELDS = {"type", "experiment", "variant", "metric", "message", "text", "url"}

@@ -20,8 +20,8 @@ from analysis.models import GuardrailCheck, Snapshot, SnapshotComparison
 from audit.models import AuditEntry
 from experiments import services
 from experiments.models import Experiment, Variant
+from tests.analysis.snapshots.test_snapshots import post_all, simulate
 from tests.factories import MetricFactory, make_experiment
-from tests.unit.snapshots.test_snapshots import post_all, simulate
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,8 @@ import pytest
 
 from analysis.selectors import ExposureDay, exposure_diagnostics
 from events.models import Exposure
+from tests.analysis.sql import synthetic
 from tests.factories import make_experiment
-from tests.unit.analysis_sql import synthetic
 
 pytestmark = pytest.mark.django_db
 

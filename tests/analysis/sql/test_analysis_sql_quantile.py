@@ -16,7 +16,7 @@ import pytest
 
 from analysis.selectors import quantile_variant_stats
 from analysis.stats.inputs import check_variants
-from tests.unit.analysis_sql import synthetic
+from tests.analysis.sql import synthetic
 
 pytestmark = pytest.mark.django_db
 Z = 1.959963984540054

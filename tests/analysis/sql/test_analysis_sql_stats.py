@@ -10,7 +10,7 @@ import pytest
 
 from analysis.selectors import metric_variant_stats
 from analysis.stats.inputs import VariantStats, check_variants
-from tests.unit.analysis_sql import synthetic
+from tests.analysis.sql import synthetic
 
 pytestmark = pytest.mark.django_db
 

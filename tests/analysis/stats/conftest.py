@@ -2,7 +2,7 @@
 
 The project-wide autouse fixtures reset assignment and API-key caches (importing those apps);
 they are overridden here with no-ops so these tests depend on nothing but ``analysis.stats``.
-They also run without Django: ``python -m pytest tests/unit/stats -p no:django``.
+They also run without Django: ``python -m pytest tests/analysis/stats -p no:django``.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from analysis.stats import VariantStats, analyze, obrien_fleming_boundaries
-from tests.unit.stats.helpers import variant_from_values
+from tests.analysis.stats.helpers import variant_from_values
 
 
 def _normal_arms(effect: float = 0.0, n: int = 2000, seed: int = 1):

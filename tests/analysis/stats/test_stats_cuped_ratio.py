@@ -8,7 +8,7 @@ import pytest
 import statsmodels.api as sm
 
 from analysis.stats import analyze, arm_moments, cuped_theta
-from tests.unit.stats.helpers import variant_from_values
+from tests.analysis.stats.helpers import variant_from_values
 
 
 def _cuped_experiment(seed: int, arms: int = 2, n: int = 4000):

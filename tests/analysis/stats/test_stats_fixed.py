@@ -16,7 +16,7 @@ from analysis.stats import (
     difference_estimate,
     welch_test,
 )
-from tests.unit.stats.helpers import variant_from_values
+from tests.analysis.stats.helpers import variant_from_values
 
 REL = 1e-9
 

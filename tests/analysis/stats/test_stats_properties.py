@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from analysis.stats import VariantStats, analyze
-from tests.unit.stats.helpers import variant_from_values
+from tests.analysis.stats.helpers import variant_from_values
 
 PROPERTY_SETTINGS = settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow]
