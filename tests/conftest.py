@@ -22,6 +22,13 @@ def production_mode() -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from tests.markers import kind_markers
+
+    # `unit` (no database, no process) or `db`, so that `pytest -m unit` needs no services.
+    for item in items:
+        names = [marker.name for marker in item.iter_markers()]
+        for name in kind_markers(names, getattr(item, "fixturenames", ())):
+            item.add_marker(name)
     if not config.pluginmanager.has_plugin("django") or production_mode():
         return
     reason = "integration test: needs DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis)"

@@ -84,6 +84,8 @@ def test_api__generated_requests__no_5xx_and_responses_match_schema(case, bearer
     case.call_and_validate(headers={"Authorization": f"Bearer {bearer}"}, checks=CHECKS)
 
 
+# Counts what the database tests above sent, so it runs with them, never in the `unit` set.
+@pytest.mark.db
 def test_api_fuzz__request_count__at_least_1000() -> None:
     # Runs after the generated tests above (file order); alone it has nothing to count.
     assert len(REQUESTS) >= 1000, len(REQUESTS)
