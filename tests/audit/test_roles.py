@@ -6,11 +6,16 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group, User
-from django.test import Client
+from django.contrib.auth.models import Group
 
-from experiments.models import ApiKey, Experiment, Status
-from tests.factories import LayerFactory, MetricFactory, make_experiment
+from experiments.models import Experiment, Status
+from tests.factories import (
+    ApiKeyFactory,
+    LayerFactory,
+    MetricFactory,
+    make_experiment,
+    staff_client,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -24,16 +29,8 @@ def world():
     running = make_experiment("live")
     metric = MetricFactory(key="m")
     layer = LayerFactory(key="l")
-    key = ApiKey.objects.create(name="k", scopes=["read"], prefix="p", hashed_key="h")
+    key = ApiKeyFactory(name="k", scopes=["read"], prefix="p", hashed_key="h")
     return {"e": experiment.pk, "r": running.pk, "m": metric.pk, "l": layer.pk, "k": key.pk}
-
-
-def client_as(role: str) -> Client:
-    user = User.objects.create_user(f"u-{role}", password="pw", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 EXP = "/admin/experiments/experiment"
@@ -124,7 +121,7 @@ CASES = [
 def test_roles__admin_page_or_action__allowed_or_403(
     world, role, name, method, url, data, allowed
 ) -> None:
-    client = client_as(role)
+    client = staff_client(role)
     url = url.format(**world)
     if data is not None:
         data = {k: (v.format(**world) if isinstance(v, str) else v) for k, v in data.items()}
@@ -138,7 +135,7 @@ def test_roles__admin_page_or_action__allowed_or_403(
 
 
 def test_roles__viewer_start_and_action__nothing_changed(world) -> None:
-    client = client_as("Viewer")
+    client = staff_client("Viewer")
     client.post(f"{EXP}/{world['e']}/move/start/")
     client.post(f"{EXP}/", {"action": "pause_selected", "_selected_action": world["r"]})
     assert Experiment.objects.get(pk=world["e"]).status == Status.DRAFT
@@ -146,7 +143,7 @@ def test_roles__viewer_start_and_action__nothing_changed(world) -> None:
 
 
 def test_roles__experimenter_start__done(world) -> None:
-    client_as("Experimenter").post(f"{EXP}/{world['e']}/move/start/")
+    staff_client("Experimenter").post(f"{EXP}/{world['e']}/move/start/")
     assert Experiment.objects.get(pk=world["e"]).status == Status.RUNNING
 
 

@@ -2,6 +2,7 @@ import pytest
 
 from events.models import DeadLetter, Outcome
 from events.tasks import events_ingest_task
+from tests.factories import DeadLetterFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +28,7 @@ def test_ingest_task__batch_that_cannot_be_written__kept_as_dead_letter() -> Non
 
 
 def test_dead_letter_admin__replay__stores_the_batch(admin_client) -> None:
-    dead = DeadLetter.objects.create(
+    dead = DeadLetterFactory(
         task_name="events.tasks.events_ingest_task",
         payload={"outcomes": [GOOD], "exposures": []},
         error="OperationalError",

@@ -5,7 +5,6 @@ experiment is served nowhere."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.urls import reverse
 from growthbook import GrowthBook
 
@@ -13,7 +12,7 @@ from audit.models import AuditEntry
 from events.models import Exposure, ExposureEvent
 from experiments import services
 from experiments.models import Experiment, Status
-from tests.factories import TWO_ARMS, make_experiment
+from tests.factories import TWO_ARMS, make_experiment, staff_client
 
 pytestmark = pytest.mark.django_db
 
@@ -158,11 +157,8 @@ def test_archived__patch_or_restart__409(api, status) -> None:
 
 
 @pytest.fixture
-def experimenter(client):
-    user = User.objects.create_user("exp-user", password="pw", is_staff=True)
-    user.groups.add(Group.objects.get(name="Experimenter"))
-    client.force_login(user)
-    return client
+def experimenter():
+    return staff_client("Experimenter", username="exp-user")
 
 
 def test_admin__archive_button_and_action__through_the_service(experimenter, api) -> None:

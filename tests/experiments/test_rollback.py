@@ -4,13 +4,11 @@ assignment engine serves afterwards."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group, User
-from django.test import Client
 
 from audit.models import AuditEntry
 from experiments import services
 from experiments.models import Variant
-from tests.factories import make_experiment
+from tests.factories import make_experiment, staff_client
 
 pytestmark = pytest.mark.django_db
 
@@ -159,20 +157,12 @@ def test_rollback__assign_2000_units__only_that_arms_units_move_to_control(
     assert 500 < moved < 850
 
 
-def staff(role: str) -> Client:
-    user = User.objects.create_user(f"u-{role}", password="pw", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_rollback_admin__button_with_reason__rolled_back_by_user(
     django_capture_on_commit_callbacks,
 ) -> None:
     # Given a running experiment and an Experimenter
     experiment = make_experiment("exp")
-    client = staff("Experimenter")
+    client = staff_client("Experimenter")
     page = client.get(f"/admin/experiments/experiment/{experiment.pk}/change/")
     rollback_url = f"/admin/experiments/experiment/{experiment.pk}/rollback/treatment/"
     assert rollback_url in page.content.decode()
@@ -195,7 +185,7 @@ def test_rollback_admin__button_with_reason__rolled_back_by_user(
 
 def test_rollback_admin__no_reason__refused_with_message() -> None:
     experiment = make_experiment("exp")
-    client = staff("Experimenter")
+    client = staff_client("Experimenter")
     url = f"/admin/experiments/experiment/{experiment.pk}/rollback/treatment/"
     response = client.post(url, {"reason": ""}, follow=True)
     assert "Say why" in response.content.decode()
@@ -205,7 +195,7 @@ def test_rollback_admin__no_reason__refused_with_message() -> None:
 def test_rollback_admin__viewer__403_nothing_changed() -> None:
     experiment = make_experiment("exp")
     url = f"/admin/experiments/experiment/{experiment.pk}/rollback/treatment/"
-    response = staff("Viewer").post(url, {"reason": "x"})
+    response = staff_client("Viewer").post(url, {"reason": "x"})
     assert response.status_code == 403
     assert Variant.objects.get(key="treatment").rolled_back_at is None
     assert not AuditEntry.objects.filter(action="rollback").exists()

@@ -11,9 +11,9 @@ from django.urls import reverse
 
 from analysis.dashboard import Plan, expected_days, recent_daily_units
 from analysis.models import Snapshot, SnapshotState
-from experiments.models import Experiment, ExperimentMetric
+from experiments.models import Experiment
 from tests.analysis.dashboard.seeding import seed_history
-from tests.factories import MetricFactory, make_experiment
+from tests.factories import ExperimentMetricFactory, MetricFactory, make_experiment
 
 pytestmark = pytest.mark.django_db
 
@@ -195,7 +195,7 @@ def test_analyze_now__post__queues_a_snapshot_and_redirects_with_message(
 ) -> None:
     # Given a running experiment with a metric (tasks run eagerly in unit tests)
     experiment = make_experiment("exp")
-    ExperimentMetric.objects.create(experiment=experiment, metric=MetricFactory(), role="primary")
+    ExperimentMetricFactory(experiment=experiment, metric=MetricFactory(), role="primary")
     # When
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = admin_client.post(analyze_url(experiment), follow=True)

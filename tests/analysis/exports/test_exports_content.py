@@ -14,9 +14,14 @@ import pandas as pd
 import pytest
 
 from analysis.exports import export_stream, export_table
-from analysis.models import Snapshot, SnapshotComparison, SnapshotState
+from analysis.models import Snapshot, SnapshotState
 from tests.analysis.exports import data
-from tests.factories import make_experiment
+from tests.factories import (
+    ExposureFactory,
+    SnapshotComparisonFactory,
+    SnapshotFactory,
+    make_experiment,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -108,10 +113,8 @@ def test_units_export__unit_without_events__zeros_and_nulls_in_json(built) -> No
 
 def test_units_export__no_metrics__three_columns(db) -> None:
     # Given an experiment without metrics and one unit
-    from events.models import Exposure
-
     experiment = make_experiment("bare")
-    Exposure.objects.create(
+    ExposureFactory(
         experiment=experiment,
         unit_id="u-1",
         variant="control",
@@ -174,7 +177,7 @@ def comparison(variant: str, **values) -> dict:
 def make_snapshot(experiment, metrics: list[dict], **fields) -> Snapshot:
     """A finished snapshot with §8 results and the matching SnapshotComparison rows."""
     results = {"experiment": experiment.key, "metrics": metrics}
-    snapshot = Snapshot.objects.create(
+    snapshot = SnapshotFactory(
         experiment=experiment,
         state=fields.pop("state", SnapshotState.DONE),
         computed_at=fields.pop("computed_at", dt.datetime(2024, 5, 1, tzinfo=dt.UTC)),
@@ -185,7 +188,7 @@ def make_snapshot(experiment, metrics: list[dict], **fields) -> Snapshot:
         for c in metric["comparisons"]:
             absolute = c["absolute_ci"] or (None, None)
             relative = c["relative_ci"] or (None, None)
-            SnapshotComparison.objects.create(
+            SnapshotComparisonFactory(
                 snapshot=snapshot,
                 metric=metric["metric"],
                 role=metric["role"],
@@ -256,7 +259,7 @@ def snapshot(db) -> Snapshot:
         ],
     )
     # A snapshot still running is not the latest finished one.
-    Snapshot.objects.create(experiment=experiment, state=SnapshotState.RUNNING)
+    SnapshotFactory(experiment=experiment, state=SnapshotState.RUNNING)
     return latest
 
 

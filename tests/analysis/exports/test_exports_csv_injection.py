@@ -9,7 +9,7 @@ import io
 import pytest
 
 from analysis.exports import Column, Table, export_stream, export_table
-from tests.factories import make_experiment
+from tests.factories import ExposureFactory, make_experiment
 
 DANGEROUS = ["=HYPERLINK(A1)", "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"]
 
@@ -46,10 +46,8 @@ def test_csv_export__plain_text_and_integers__unchanged() -> None:
 @pytest.mark.django_db
 def test_units_export__unit_id_is_a_formula__escaped_in_csv_not_in_json() -> None:
     # Given a unit whose id is a formula
-    from events.models import Exposure
-
     experiment = make_experiment("inj")
-    Exposure.objects.create(
+    ExposureFactory(
         experiment=experiment,
         unit_id="=1+1",
         variant="control",

@@ -13,7 +13,7 @@ from django.http import StreamingHttpResponse
 from django.urls import reverse
 
 from events.models import Exposure
-from tests.analysis.exports.test_exports_content import make_snapshot
+from tests.analysis.exports.test_exports_content import comparison, make_snapshot
 from tests.factories import make_experiment
 
 pytestmark = pytest.mark.django_db
@@ -115,22 +115,18 @@ def test_export_api__summary_without_snapshot__404_no_results(api, experiment) -
 def test_export_api__summary_with_snapshot__rows(api, experiment) -> None:
     # Given a finished snapshot with one comparison
     arms = [{"variant": "control", "units": 5}, {"variant": "treatment", "units": 5}]
-    comparison = {
-        "variant": "treatment",
-        "baseline": "control",
-        "absolute_effect": 0.5,
-        "absolute_ci": [0.25, 0.75],
-        "relative_effect": 1.0,
-        "relative_ci": [0.5, 1.5],
-        "p_value": 0.01,
-        "adjusted_p_value": 0.01,
-        "significant": True,
-        "decision": "win",
-        "reason": None,
-    }
+    won = comparison(
+        "treatment",
+        absolute_effect=0.5,
+        absolute_ci=[0.25, 0.75],
+        relative_effect=1.0,
+        relative_ci=[0.5, 1.5],
+        p_value=0.01,
+        adjusted_p_value=0.01,
+    )
     make_snapshot(
         experiment,
-        [{"metric": "m", "role": "primary", "variants": arms, "comparisons": [comparison]}],
+        [{"metric": "m", "role": "primary", "variants": arms, "comparisons": [won]}],
     )
     # When
     response = api.get(URL.format(key="checkout"), {"format": "json", "level": "summary"})

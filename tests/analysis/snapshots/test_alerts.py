@@ -10,16 +10,14 @@ from unittest import mock
 import numpy as np
 import pytest
 from celery.exceptions import Retry
-from django.contrib.auth.models import Group, User
 from django.core import mail
-from django.test import Client
 
 from analysis.alerts import AlertDeliveryError, alert_webhook_deliver
 from analysis.tasks import alert_webhook_task
 from audit.models import AuditEntry
 from experiments.models import Experiment
 from tests.analysis.snapshots.test_snapshots import post_all, simulate
-from tests.factories import MetricFactory, make_experiment
+from tests.factories import MetricFactory, make_experiment, staff_client
 
 pytestmark = pytest.mark.django_db
 ALERT_FIELDS = {"type", "experiment", "variant", "metric", "message", "text", "url"}
@@ -197,10 +195,7 @@ def test_results_page__rolled_back_variant__banner_says_who_when_why(
             format="json",
         )
     # When a Viewer opens the results page
-    user = User.objects.create_user("viewer", password="pw", is_staff=True)
-    user.groups.add(Group.objects.get(name="Viewer"))
-    client = Client()
-    client.force_login(user)
+    client = staff_client("Viewer", username="viewer")
     page = client.get(f"/admin/experiments/experiment/{experiment.pk}/results/")
     # Then the banner names the arm, who rolled it back, when and why
     content = page.content.decode()

@@ -11,7 +11,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from analysis import services
 from analysis.models import Snapshot, SnapshotComparison, SnapshotState
-from tests.factories import make_experiment
+from tests.factories import DeadLetterFactory, SnapshotFactory, make_experiment
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,7 @@ def aged(state: str, seconds: float, key: str = "exp") -> Snapshot:
     """A snapshot of a new experiment, `state` since `seconds` ago."""
     experiment = make_experiment(key)
     since = timezone.now() - timedelta(seconds=seconds)
-    snapshot = Snapshot.objects.create(experiment=experiment, state=state)
+    snapshot = SnapshotFactory(experiment=experiment, state=state)
     started = since if state == SnapshotState.RUNNING else None
     Snapshot.objects.filter(pk=snapshot.pk).update(requested_at=since, started_at=started)
     snapshot.refresh_from_db()
@@ -119,7 +119,7 @@ def test_analyze__broker_down_at_commit__202_queued_then_recovered(
 def test_compute__recovered_while_running__slow_worker_drops_its_result() -> None:
     # Given a snapshot a slow worker is computing, judged stuck by recovery meanwhile
     experiment = make_experiment("exp")
-    snapshot = Snapshot.objects.create(experiment=experiment)
+    snapshot = SnapshotFactory(experiment=experiment)
     real_analyse = services._analyse
 
     def slow_analyse(claimed: Snapshot):
@@ -141,24 +141,20 @@ def test_compute__recovered_while_running__slow_worker_drops_its_result() -> Non
 
 
 def test_readyz__pending_snapshot__reports_its_age_and_dead_letters(client) -> None:
-    from events.models import DeadLetter
-
     assert client.get("/readyz").json()["backlog"] == {
         "oldest_pending_snapshot_seconds": None,
         "dead_letters": 0,
     }
     aged(SnapshotState.QUEUED, 120)
-    DeadLetter.objects.create(task_name="t", payload={}, error="e")
+    DeadLetterFactory(task_name="t", payload={}, error="e")
     backlog = client.get("/readyz").json()["backlog"]
     assert 120 <= backlog["oldest_pending_snapshot_seconds"] < 180
     assert backlog["dead_letters"] == 1
 
 
 def test_admin_index__backlog__oldest_pending_snapshot_and_dead_letters(admin_client) -> None:
-    from events.models import DeadLetter
-
     aged(SnapshotState.QUEUED, 120)
-    DeadLetter.objects.create(task_name="t", payload={}, error="e")
+    DeadLetterFactory(task_name="t", payload={}, error="e")
     content = admin_client.get("/admin/").content.decode()
     row = content[content.index('id="vl-backlog"') :]
     row = row[: row.index("</tr>")]

@@ -9,7 +9,7 @@ import pytest
 from analysis.selectors import ExposureDay, exposure_diagnostics
 from events.models import Exposure
 from tests.analysis.sql import synthetic
-from tests.factories import make_experiment
+from tests.factories import ExposureFactory, make_experiment
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +74,7 @@ def test_exposure_diagnostics__days__cut_at_utc_midnight(db) -> None:
 def test_exposure_diagnostics__unknown_variant_key__still_counted(db) -> None:
     # Given an exposure reporting a variant the experiment does not define
     experiment = make_experiment("typo")
-    Exposure.objects.create(
+    ExposureFactory(
         experiment=experiment, unit_id="u", variant="treatmnet", first_exposed_at=synthetic.START
     )
     # When

@@ -137,12 +137,12 @@ def test_metric_variant_stats__window_edges__exact_to_the_microsecond(db) -> Non
     # Given one unit exposed at a time with microseconds and events right at the edges
     import datetime as dt
 
-    from events.models import Exposure, Outcome
-    from tests.factories import make_experiment
+    from events.models import Outcome
+    from tests.factories import ExposureFactory, make_experiment
 
     exp = make_experiment("edges")
     t0 = dt.datetime(2024, 5, 1, 12, 0, 0, 999_600, tzinfo=dt.UTC)
-    Exposure.objects.create(experiment=exp, unit_id="u", variant="control", first_exposed_at=t0)
+    ExposureFactory(experiment=exp, unit_id="u", variant="control", first_exposed_at=t0)
     us = dt.timedelta(microseconds=1)
     hour, day = dt.timedelta(hours=1), dt.timedelta(days=1)
     events = [
