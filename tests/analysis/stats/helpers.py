@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 
 from analysis.stats import VariantStats
@@ -35,3 +40,14 @@ def variant_from_values(
         sum_squares=float((values**2).sum()),
         **extra,
     )
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """benchmarks/<name>.py as a module: the simulation tests run seeded slices of its code."""
+    path = Path(__file__).resolve().parents[3] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"variantlab_benchmark_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -10,12 +10,9 @@ decided before its plan or more than once, fails here.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
+
+from tests.analysis.stats.helpers import load_benchmark
 
 HOURS = 96
 UNITS_PER_HOUR = 100
@@ -23,17 +20,7 @@ PLANNED = 64 * UNITS_PER_HOUR  # reached at hour 64
 SIMS = 200
 
 
-def _load_benchmark() -> ModuleType:
-    path = Path(__file__).resolve().parents[3] / "benchmarks" / "type1.py"
-    spec = importlib.util.spec_from_file_location("variantlab_benchmark_type1", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-type1 = _load_benchmark()
+type1 = load_benchmark("type1")
 pytestmark = pytest.mark.slow
 
 

@@ -7,26 +7,12 @@ runs would take the suite past its time budget and could only catch a rate above
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 from scipy import stats
 
+from tests.analysis.stats.helpers import load_benchmark
 
-def _load_benchmark() -> ModuleType:
-    path = Path(__file__).resolve().parents[3] / "benchmarks" / "rollback.py"
-    spec = importlib.util.spec_from_file_location("variantlab_benchmark_rollback", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-rollback = _load_benchmark()
+rollback = load_benchmark("rollback")
 RUNS = 24
 
 
