@@ -22,10 +22,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import transaction
 from django.urls import reverse
 
+from analysis.tasks import alert_email_task, alert_webhook_task
 from experiments.models import Experiment
 
 logger = logging.getLogger(__name__)
@@ -88,8 +90,6 @@ def alert_send(
 
 
 def _publish(payload: dict[str, Any], address: str | None) -> None:
-    from analysis.tasks import alert_email_task, alert_webhook_task
-
     jobs: list[tuple[Any, tuple]] = [
         (alert_webhook_task, (url, payload)) for url in settings.VARIANTLAB_ALERT_WEBHOOKS
     ]
@@ -133,8 +133,6 @@ def alert_webhook_deliver(*, url: str, payload: dict[str, Any]) -> int:
 
 
 def alert_email_deliver(*, address: str, payload: dict[str, Any]) -> None:
-    from django.core.mail import send_mail
-
     subject = f"[Variantlab] {TITLES[payload['type']]}: {payload['experiment']}"
     lines = [payload["message"], "", f"Results: {payload['url']}"]
     send_mail(subject, "\n".join(lines), None, [address])

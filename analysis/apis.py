@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analysis.results import look_info, metric_result, srm_result, warning_result
 from analysis.selectors import latest_snapshot
 from analysis.serializers import (
     BoundariesOutput,
@@ -25,7 +26,7 @@ from analysis.serializers import (
     SnapshotSummaryOutput,
     StatsOutput,
 )
-from analysis.services import results_json, snapshot_request
+from analysis.services import snapshot_request
 from analysis.stats import (
     CORRECTIONS,
     METRIC_TYPES,
@@ -224,20 +225,21 @@ class StatsApi(APIView):
         except StatsInputError as error:
             raise _invalid(error.fields) from error
         assert result is not None
-        answer = results_json(result)
-        metric_result = answer.pop("metrics")[0]
-        answer.pop("guardrail_status")
-        answer.pop("guardrail_alerts")
-        answer.update(
-            {
-                "metric_type": metric_type,
-                "cuped": metric_result["cuped"],
-                "variants": metric_result["variants"],
-                "comparisons": metric_result["comparisons"],
-                "notes": metric_result["notes"],
-                "sequential_tuning": settings.tuning if settings.method == "sequential" else None,
-            }
-        )
+        metric_look = metric_result(result.metrics[0])
+        answer: dict[str, Any] = {
+            "method": result.method,
+            "alpha": result.alpha,
+            "correction": result.correction,
+            "look": look_info(result.look).to_json(),
+            "warnings": [warning_result(w).to_json() for w in result.warnings],
+            "srm": srm_result(result.srm).to_json(),
+            "metric_type": metric_type,
+            "cuped": metric_look.cuped,
+            "variants": [v.to_json() for v in metric_look.variants],
+            "comparisons": [c.to_json() for c in metric_look.comparisons],
+            "notes": list(metric_look.notes),
+            "sequential_tuning": settings.tuning if settings.method == "sequential" else None,
+        }
         if settings.method == "sequential" and looks:
             answer["interval_note"] = RUNNING_INTERSECTION_NOTE
         return Response(answer)
@@ -304,6 +306,8 @@ class ResultsApi(APIView):
                 f"No finished snapshot for '{key}' yet; POST .../analyze to compute one.",
                 code="no_results",
             )
+        # The stored JSON is `SnapshotResults.to_json()` as it was when computed: sent as
+        # stored, so an older snapshot keeps its own shape (docs/architecture.md).
         return Response(snapshot.results)
 
 

@@ -246,13 +246,19 @@ def effect_over_time(
             f'y2="{_num(ty)}" stroke="currentColor" stroke-opacity="0.12"/>'
         )
         body.append(_text(layout.left - 6, ty + 4, percent_label(tick), "end"))
-    banded = [p for p in points if p.low is not None and p.high is not None]
+    # (time, low, high) of the points with an interval.
+    banded = [
+        (p.at.timestamp(), p.low, p.high)
+        for p in points
+        if p.low is not None and p.high is not None
+    ]
     if banded:
-        upper = [f"{_num(x(p.at.timestamp()))},{_num(y(p.high))}" for p in banded]
-        lower = [f"{_num(x(p.at.timestamp()))},{_num(y(p.low))}" for p in reversed(banded)]
+        upper = [f"{_num(x(at))},{_num(y(high))}" for at, _low, high in banded]
+        lower = [f"{_num(x(at))},{_num(y(low))}" for at, low, _high in reversed(banded)]
         if len(banded) == 1:  # a single snapshot: draw its interval as a vertical bar
-            px = x(banded[0].at.timestamp())
-            top, bottom = _num(y(banded[0].high)), _num(y(banded[0].low))
+            at, low, high = banded[0]
+            px = x(at)
+            top, bottom = _num(y(high)), _num(y(low))
             upper = [f"{_num(px - 3)},{top}", f"{_num(px + 3)},{top}"]
             lower = [f"{_num(px + 3)},{bottom}", f"{_num(px - 3)},{bottom}"]
         body.append(
@@ -265,15 +271,17 @@ def effect_over_time(
         f'x2="{layout.width - layout.right}" y2="{_num(zero)}" stroke="currentColor" '
         'stroke-dasharray="4 3"/>'
     )
-    line = " ".join(f"{_num(x(p.at.timestamp()))},{_num(y(p.estimate))}" for p in points)
+    # Every point left has an estimate (filtered above); the pairs carry that to the types.
+    estimates = [(p.at.timestamp(), p.estimate) for p in points if p.estimate is not None]
+    line = " ".join(f"{_num(x(at))},{_num(y(estimate))}" for at, estimate in estimates)
     body.append(
         f'<polyline class="vl-estimate-line" points="{line}" fill="none" stroke="#0969da" '
         'stroke-width="2"/>'
     )
     last = points[-1]
+    last_at, last_estimate = estimates[-1]
     body.append(
-        f'<circle cx="{_num(x(last.at.timestamp()))}" cy="{_num(y(last.estimate))}" r="3.5" '
-        'fill="#0969da"/>'
+        f'<circle cx="{_num(x(last_at))}" cy="{_num(y(last_estimate))}" r="3.5" fill="#0969da"/>'
     )
     base = layout.height - layout.bottom + 18
     body.append(_text(layout.left, base, _date(points[0].at), "start"))

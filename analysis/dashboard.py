@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -36,7 +43,16 @@ from analysis.dashboard_selectors import (
     metric_names,
 )
 from analysis.models import SnapshotState
-from analysis.services import reason_text
+from analysis.results import (
+    ComparisonResult,
+    Diagnostics,
+    ExposureDayCount,
+    Interval,
+    MetricResult,
+    SnapshotResults,
+    exposure_days,
+    reason_text,
+)
 from analysis.stats import sample_size
 from analysis.stats.decisions import GUARDRAIL_STATUS_TEXT
 from core.errors import ServiceError
@@ -84,7 +100,7 @@ def fmt_p(value: float | None) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
-def fmt_interval(pair: list[float] | None, formatter: Any) -> str:
+def fmt_interval(pair: Interval | None, formatter: Any) -> str:
     if not pair or pair[0] is None or pair[1] is None:
         return ""
     return f"[{formatter(pair[0])}, {formatter(pair[1])}]"
@@ -161,13 +177,8 @@ def running_text(experiment: Experiment, now: dt.datetime) -> str:
     return "started today" if days == 0 else f"{days} day{'s' if days != 1 else ''} running"
 
 
-def deciding_interval(comparison: dict[str, Any]) -> list[float] | None:
-    """The interval the verdict is read from (docs/api.md §7); older results have only one."""
-    return comparison.get("adjusted_ci") or comparison.get("absolute_ci")
-
-
-def level_text(comparison: dict[str, Any], alpha: float | None) -> str:
-    level = comparison.get("effective_alpha") or alpha
+def level_text(comparison: ComparisonResult, alpha: float | None) -> str:
+    level = comparison.effective_alpha or alpha
     return "" if level is None else f"{(1 - float(level)) * 100:.4g}%"
 
 
@@ -204,7 +215,7 @@ def overview_view(request: HttpRequest, model_admin: admin.ModelAdmin) -> HttpRe
                 "srm_p": fmt_p(row.srm_p_value),
                 "verdicts": verdicts,
                 "alerts": [
-                    f"{a.get('variant')} harms {names.get(a.get('metric'), a.get('metric'))}"
+                    f"{a.variant} harms {names.get(a.metric, a.metric)}"
                     for a in row.guardrail_alerts
                 ],
                 "shipped": e.shipped_variant if e.status == "stopped" else "",
@@ -231,18 +242,19 @@ class Plan:
     note: str
 
 
-def planned_sample_size(experiment: Experiment, results: dict[str, Any]) -> Plan:
+def planned_sample_size(experiment: Experiment, results: SnapshotResults) -> Plan:
     """The experiment's planned size, else an estimate from the first primary metric's control."""
     if experiment.planned_sample_size:
         return Plan(experiment.planned_sample_size, "experiment", "planned on the experiment")
-    primary = [m for m in results.get("metrics", []) if m.get("role") == "primary"]
-    weights = list((results.get("srm") or {}).get("expected_weights", {}).values())
+    primary = [m for m in results.metrics if m.role == "primary"]
+    weights = list(results.srm.expected_weights.values())
     if not primary or len(weights) < 2:
         return Plan(None, "none", "no plan: set a planned sample size on the experiment")
     metric = primary[0]
-    control = (metric.get("variants") or [{}])[0]
-    mean, variance = control.get("mean"), control.get("variance")
-    aggregation = metric.get("aggregation")
+    control = metric.variants[0] if metric.variants else None
+    mean = control.mean if control else None
+    variance = control.variance if control else None
+    aggregation = metric.aggregation
     try:
         if mean is None or aggregation == Aggregation.RATIO:
             raise ValueError("no baseline")
@@ -251,7 +263,7 @@ def planned_sample_size(experiment: Experiment, results: dict[str, Any]) -> Plan
             float(mean),
             DEFAULT_RELATIVE_MDE,
             standard_deviation=math.sqrt(variance) if variance else None,
-            alpha=float(results.get("alpha", experiment.alpha)),
+            alpha=float(results.alpha),
             variants=len(weights),
             weights=weights,
             method=experiment.method,
@@ -262,14 +274,14 @@ def planned_sample_size(experiment: Experiment, results: dict[str, Any]) -> Plan
         return Plan(None, "none", "no plan: set a planned sample size on the experiment")
     note = (
         f"estimated: enough to detect a {DEFAULT_RELATIVE_MDE:.0%} relative change in "
-        f"{metric.get('name') or metric.get('metric')} from the control's current baseline "
+        f"{metric.label} from the control's current baseline "
         f"({_mean_formatter(aggregation)(mean)}); set a planned sample size to replace it"
     )
     return Plan(plan.total_units, "estimated", note)
 
 
 def recent_daily_units(
-    exposures_by_day: list[dict[str, Any]],
+    exposures_by_day: Iterable[ExposureDayCount | Mapping[str, Any]],
     *,
     started_at: dt.datetime | None = None,
     as_of: dt.datetime | None = None,
@@ -281,11 +293,11 @@ def recent_daily_units(
     Less than a day observed gives None: a rate from a few hours would be a guess.
     """
     totals: dict[dt.date, int] = defaultdict(int)
-    for entry in exposures_by_day:
+    for entry in exposure_days(exposures_by_day):
         try:
-            totals[dt.date.fromisoformat(entry["date"])] += int(entry["units"])
-        except (KeyError, TypeError, ValueError):
-            continue
+            totals[dt.date.fromisoformat(entry.date)] += entry.units
+        except ValueError:
+            continue  # not a day: nothing to count
     if not totals:
         return None
     if started_at is not None and as_of is not None:
@@ -322,70 +334,67 @@ def expected_days(total_units: int, plan: Plan, daily: float | None) -> tuple[in
     )
 
 
-def _metric_tables(metrics: list[dict[str, Any]], alpha: float | None) -> list[dict[str, Any]]:
+def _metric_tables(metrics: Sequence[MetricResult], alpha: float | None) -> list[dict[str, Any]]:
     tables = []
     for metric in metrics:
-        aggregation = metric.get("aggregation", "")
+        aggregation = metric.aggregation
         means = [
-            float(v["mean"])
-            for v in metric.get("variants", [])
-            if isinstance(v.get("mean"), int | float) and math.isfinite(v["mean"])
+            float(v.mean) for v in metric.variants if v.mean is not None and math.isfinite(v.mean)
         ]
         mean_fmt, abs_fmt = metric_formatters(aggregation, means)
-        comparisons = {c["variant"]: c for c in metric.get("comparisons", [])}
+        comparisons = {c.variant: c for c in metric.comparisons}
         rows = []
-        for variant in metric.get("variants", []):
-            c = comparisons.get(variant["variant"])
-            row = {
-                "variant": variant["variant"],
-                "units": f"{variant.get('units') or 0:,}",
-                "mean": mean_fmt(variant.get("mean")),
+        for variant in metric.variants:
+            c = comparisons.get(variant.variant)
+            row: dict[str, Any] = {
+                "variant": variant.variant,
+                "units": f"{variant.units or 0:,}",
+                "mean": mean_fmt(variant.mean),
                 "is_baseline": c is None,
             }
             if c is not None:
-                decision = c.get("decision") or "inconclusive"
+                decision = c.decision or "inconclusive"
                 row.update(
-                    absolute=abs_fmt(c.get("absolute_effect")),
-                    absolute_ci=fmt_interval(deciding_interval(c), abs_fmt),
-                    level=level_text(c, alpha) if deciding_interval(c) else "",
-                    relative=fmt_percent(c.get("relative_effect")),
-                    relative_ci=fmt_interval(c.get("relative_ci"), fmt_percent),
-                    p_value=fmt_p(c.get("p_value")),
-                    adjusted_p_value=fmt_p(c.get("adjusted_p_value")),
+                    absolute=abs_fmt(c.absolute_effect),
+                    absolute_ci=fmt_interval(c.deciding_ci, abs_fmt),
+                    level=level_text(c, alpha) if c.deciding_ci else "",
+                    relative=fmt_percent(c.relative_effect),
+                    relative_ci=fmt_interval(c.relative_ci, fmt_percent),
+                    p_value=fmt_p(c.p_value),
+                    adjusted_p_value=fmt_p(c.adjusted_p_value),
                     decision=decision,
                     decision_text=DECISION_TEXT.get(decision, decision),
-                    harm=c.get("harm"),
-                    reason=reason_text(c.get("reason")),
+                    harm=c.harm,
+                    reason=reason_text(c.reason),
                 )
             rows.append(row)
         tables.append(
             {
-                "key": metric.get("metric"),
-                "name": metric.get("name") or metric.get("metric"),
-                "role": metric.get("role"),
+                "key": metric.metric,
+                "name": metric.label,
+                "role": metric.role,
                 "aggregation": aggregation,
-                "direction": metric.get("direction", "increase"),
-                "cuped": metric.get("cuped"),
-                "notes": [reason_text(note) for note in metric.get("notes") or []],
+                "direction": metric.direction,
+                "cuped": metric.cuped,
+                "notes": [reason_text(note) for note in metric.notes],
                 "rows": rows,
             }
         )
     return tables
 
 
-def _forest_rows(metrics: list[dict[str, Any]]) -> list[charts.ForestRow]:
+def _forest_rows(metrics: Sequence[MetricResult]) -> list[charts.ForestRow]:
     rows = []
     for metric in metrics:
-        name = metric.get("name") or metric.get("metric")
-        for c in metric.get("comparisons", []):
-            low, high = c.get("relative_ci") or (None, None)
+        for c in metric.comparisons:
+            low, high = c.relative_ci or (None, None)
             rows.append(
                 charts.ForestRow(
-                    label=f"{name} · {c['variant']}",
-                    estimate=c.get("relative_effect"),
+                    label=f"{metric.label} · {c.variant}",
+                    estimate=c.relative_effect,
                     low=low,
                     high=high,
-                    decision=c.get("decision") or "inconclusive",
+                    decision=c.decision or "inconclusive",
                 )
             )
     return rows
@@ -394,6 +403,8 @@ def _forest_rows(metrics: list[dict[str, Any]]) -> list[charts.ForestRow]:
 def _over_time(data: ResultsData, names: dict[str, str]) -> list[dict[str, Any]]:
     series: dict[tuple[str, str], list[charts.EffectPoint]] = {}
     for at, metric, variant, estimate, low, high in data.history:
+        if at is None:
+            continue  # not a finished snapshot: it has no place in time
         series.setdefault((metric, variant), []).append(
             charts.EffectPoint(at, estimate, low, high)
         )
@@ -411,12 +422,12 @@ def _over_time(data: ResultsData, names: dict[str, str]) -> list[dict[str, Any]]
     ]
 
 
-def _exposures_chart(diagnostics: dict[str, Any]) -> str:
-    entries = diagnostics.get("exposures_by_day") or []
-    days = sorted({e["date"] for e in entries})
-    order = list((diagnostics.get("units_by_variant") or {}).keys())
-    order += sorted({e["variant"] for e in entries} - set(order))
-    counts = {(e["date"], e["variant"]): e["units"] for e in entries}
+def _exposures_chart(diagnostics: Diagnostics) -> str:
+    entries = diagnostics.exposures_by_day
+    days = sorted({e.date for e in entries})
+    order = list(diagnostics.units_by_variant.keys())
+    order += sorted({e.variant for e in entries} - set(order))
+    counts = {(e.date, e.variant): e.units for e in entries}
     series = [(v, [counts.get((d, v), 0) for d in days]) for v in order]
     return charts.exposures_bars(days, series)
 
@@ -425,56 +436,54 @@ def results_context(data: ResultsData, now: dt.datetime) -> dict[str, Any]:
     """Everything the results template shows, formatted; no queries."""
     experiment = data.experiment
     context: dict[str, Any] = {"experiment": experiment, "active": data.active}
-    if data.snapshot is None or not data.snapshot.results:
+    results = data.snapshot.typed_results() if data.snapshot is not None else None
+    if data.snapshot is None or results is None:
         return context
-    results = data.snapshot.results
-    metrics = results.get("metrics") or []
-    diagnostics = results.get("diagnostics") or {}
-    srm = results.get("srm") or {}
-    observed = srm.get("observed") or {}
-    total = int(results.get("total_units") or sum(observed.values()))
-    weights = srm.get("expected_weights") or {}
+    metrics = results.metrics
+    diagnostics = results.diagnostics
+    srm = results.srm
+    total = results.analysed_units
     plan = planned_sample_size(experiment, results)
     as_of = data.snapshot.computed_at or now
     daily = recent_daily_units(
-        diagnostics.get("exposures_by_day") or [],
-        started_at=experiment.started_at,
-        as_of=as_of,
+        diagnostics.exposures_by_day, started_at=experiment.started_at, as_of=as_of
     )
     span = observed_days(experiment.started_at, as_of)
     days, days_text = expected_days(total, plan, daily)
-    names = {m.get("metric"): m.get("name") or m.get("metric") for m in metrics}
+    names = results.metric_names()
     context.update(
         snapshot=data.snapshot,
-        summary=results.get("summary", ""),
-        method=results.get("method", ""),
-        alpha=results.get("alpha"),
-        correction=results.get("correction", ""),
+        summary=results.summary,
+        method=results.method,
+        alpha=results.alpha,
+        correction=results.correction,
         srm={
-            "flagged": bool(srm.get("flagged")),
-            "p_value": fmt_p(srm.get("p_value")),
+            "flagged": srm.flagged,
+            "p_value": fmt_p(srm.p_value),
             "rows": [
                 {
                     "variant": variant,
-                    "observed": f"{observed.get(variant, 0):,}",
+                    "observed": f"{srm.observed.get(variant, 0):,}",
                     "expected": f"{total * float(weight):,.0f}",
                     "weight": f"{float(weight):.0%}",
                 }
-                for variant, weight in weights.items()
+                for variant, weight in srm.expected_weights.items()
             ],
+            "sequential_p_value": fmt_p(srm.sequential_p_value),
+            "first_flagged_at": srm.first_flagged_at,
         },
         guardrail_alerts=[
-            {**a, "metric": names.get(a.get("metric"), a.get("metric"))}
-            for a in results.get("guardrail_alerts") or []
+            {"metric": names.get(a.metric, a.metric), "variant": a.variant}
+            for a in results.guardrail_alerts
         ],
-        guardrail_status=results.get("guardrail_status"),
-        guardrail_text=GUARDRAIL_STATUS_TEXT.get(results.get("guardrail_status") or "", ""),
+        guardrail_status=results.guardrail_status,
+        guardrail_text=GUARDRAIL_STATUS_TEXT.get(results.guardrail_status or "", ""),
         look=_look_text(results, experiment),
         warnings=[
-            {"metric": names.get(w.get("metric"), w.get("metric")), "message": w.get("message")}
-            for w in results.get("warnings") or []
+            {"metric": names.get(w.metric, w.metric) if w.metric else None, "message": w.message}
+            for w in results.warnings
         ],
-        tables=_metric_tables(metrics, results.get("alpha")),
+        tables=_metric_tables(metrics, results.alpha),
         forest_svg=mark_safe(charts.forest_plot(_forest_rows(metrics))),
         over_time=_over_time(data, names),
         exposures_svg=mark_safe(_exposures_chart(diagnostics)),
@@ -490,38 +499,34 @@ def results_context(data: ResultsData, now: dt.datetime) -> dict[str, Any]:
         expected_days=days,
         expected_days_text=days_text,
         expected_date=(now + dt.timedelta(days=days)).date() if days else None,
-        multiple_variant_units=f"{diagnostics.get('multiple_variant_units') or 0:,}",
-        mismatched_exposures=f"{diagnostics.get('mismatched_exposures') or 0:,}",
+        multiple_variant_units=f"{diagnostics.multiple_variant_units:,}",
+        mismatched_exposures=f"{diagnostics.mismatched_exposures:,}",
         days_running=_days_running(experiment, now),
         running_text=running_text(experiment, now),
-    )
-    context["srm"].update(
-        sequential_p_value=fmt_p(srm.get("sequential_p_value")),
-        first_flagged_at=srm.get("first_flagged_at"),
     )
     return context
 
 
-def _look_text(results: dict[str, Any], experiment: Experiment) -> str:
-    look = results.get("look") or {}
-    method = results.get("method")
+def _look_text(results: SnapshotResults, experiment: Experiment) -> str:
+    look = results.look
+    method = results.method
     if method == "group_sequential":
-        if not look.get("number"):
-            fraction = look.get("information_fraction") or 0.0
+        if not look.number:
+            fraction = look.information_fraction or 0.0
             return (
                 f"Group sequential: no look yet ({fraction:.0%} of the planned units; the "
                 f"first look comes at {1 / (experiment.planned_looks or 5):.0%})."
             )
         text = GS_TEXT.format(
-            number=look["number"],
+            number=look.number,
             planned=experiment.planned_looks or 5,
-            fraction=look.get("information_fraction") or 0.0,
-            z=look.get("z_boundary") or 0.0,
+            fraction=look.information_fraction or 0.0,
+            z=look.z_boundary or 0.0,
         )
-        final = " This look is final: the results no longer change." if look.get("final") else ""
+        final = " This look is final: the results no longer change." if look.final else ""
         return f"Group sequential: {text}.{final}"
     if method == "fixed":
-        if look.get("number"):
+        if look.number:
             return "Fixed horizon: analysed once, at the planned sample size."
         return "Fixed horizon: no verdict until the planned sample size is reached."
     return (
@@ -620,15 +625,20 @@ def results_view(
 ) -> HttpResponse:
     # Counted in the experiment's own query: the rollback banner and the rollout panel cost
     # nothing without a rollback or a guardrail.
-    experiment = get_object_or_404(
+    # `.first()` rather than get_object_or_404: django-stubs keeps the annotations' types
+    # through a queryset's `first()`, not through the shortcut.
+    experiment = (
         Experiment.objects.annotate(
             rolled_back=Count(
                 "variants", filter=Q(variants__rolled_back_at__isnull=False), distinct=True
             ),
             guardrail_total=Count("metrics", filter=Q(metrics__role="guardrail"), distinct=True),
-        ),
-        pk=object_id,
+        )
+        .filter(pk=object_id)
+        .first()
     )
+    if experiment is None:
+        raise Http404("No experiment matches the given query.")
     if not model_admin.has_view_permission(request, experiment):
         raise PermissionDenied
     rollbacks = rollbacks_list(experiment) if experiment.rolled_back else []

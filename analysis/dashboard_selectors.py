@@ -16,6 +16,7 @@ from django.db.models import OuterRef, Subquery
 from django.db.models.fields.json import KeyTransform
 
 from analysis.models import ACTIVE_STATES, Snapshot, SnapshotComparison, SnapshotState
+from analysis.results import GuardrailAlert
 from experiments.models import Experiment, Role
 
 
@@ -40,7 +41,7 @@ class OverviewRow:
     units_by_variant: dict[str, int] = field(default_factory=dict)
     srm_flagged: bool = False
     srm_p_value: float | None = None
-    guardrail_alerts: list[dict[str, str]] = field(default_factory=list)
+    guardrail_alerts: list[GuardrailAlert] = field(default_factory=list)
     # "no_guardrails" | "not_enough_data" | "no_harm_detected" | "harm_detected"; None for
     # results written before the decision rule kept it.
     guardrail_status: str | None = None
@@ -76,7 +77,11 @@ def experiments_overview() -> list[OverviewRow]:
             row.snapshot_id, row.computed_at, row.srm_flagged = pk, computed_at, srm_flagged
             row.units_by_variant = units if isinstance(units, dict) else {}
             row.srm_p_value = srm_p if isinstance(srm_p, int | float) else None
-            row.guardrail_alerts = alerts if isinstance(alerts, list) else []
+            row.guardrail_alerts = [
+                GuardrailAlert.from_json(a)
+                for a in (alerts if isinstance(alerts, list) else [])
+                if isinstance(a, dict)
+            ]
             row.guardrail_status = status if isinstance(status, str) else None
         primary = (
             SnapshotComparison.objects.filter(snapshot_id__in=by_snapshot, role=Role.PRIMARY)
@@ -94,8 +99,9 @@ class ResultsData:
     snapshot: Snapshot | None
     # An unfinished snapshot of this experiment, if any: (id, state, requested_at).
     active: tuple[int, str, dt.datetime] | None
-    # (computed_at, metric, variant, relative effect, low, high) of primary comparisons.
-    history: list[tuple[dt.datetime, str, str, float | None, float | None, float | None]]
+    # (computed_at, metric, variant, relative effect, low, high) of primary comparisons;
+    # computed_at is set on every finished snapshot, but its column allows null.
+    history: list[tuple[dt.datetime | None, str, str, float | None, float | None, float | None]]
 
 
 def experiment_results(*, experiment: Experiment) -> ResultsData:

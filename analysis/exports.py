@@ -167,46 +167,48 @@ EVENT_COLUMNS = (
 
 def _summary_table(experiment: Experiment) -> Table:
     snapshot = latest_snapshot(experiment=experiment)
-    if snapshot is None or not snapshot.results:
+    results = snapshot.typed_results() if snapshot is not None else None
+    if snapshot is None or results is None:
         raise NotFoundError(
             f"No finished snapshot for '{experiment.key}' yet; POST .../analyze to compute one.",
             code="no_results",
         )
     rows = []
-    for metric in snapshot.results.get("metrics", []):
-        arms = {v["variant"]: v for v in metric.get("variants", [])}
-        for c in metric.get("comparisons", []):
-            absolute = c.get("absolute_ci") or (None, None)
-            relative = c.get("relative_ci") or (None, None)
-            adjusted = c.get("adjusted_ci") or absolute
+    for metric in results.metrics:
+        arms = {v.variant: v for v in metric.variants}
+        for c in metric.comparisons:
+            arm, base = arms.get(c.variant), arms.get(c.baseline)
+            absolute = c.absolute_ci or (None, None)
+            relative = c.relative_ci or (None, None)
+            adjusted = c.adjusted_ci or absolute
             rows.append(
                 (
                     snapshot.pk,
-                    metric["metric"],
-                    metric.get("role"),
-                    c["variant"],
-                    c["baseline"],
-                    arms.get(c["variant"], {}).get("units"),
-                    arms.get(c["baseline"], {}).get("units"),
-                    arms.get(c["variant"], {}).get("mean"),
-                    arms.get(c["variant"], {}).get("variance"),
-                    arms.get(c["baseline"], {}).get("mean"),
-                    arms.get(c["baseline"], {}).get("variance"),
-                    c.get("absolute_effect"),
+                    metric.metric,
+                    metric.role,
+                    c.variant,
+                    c.baseline,
+                    arm.units if arm else None,
+                    base.units if base else None,
+                    arm.mean if arm else None,
+                    arm.variance if arm else None,
+                    base.mean if base else None,
+                    base.variance if base else None,
+                    c.absolute_effect,
                     absolute[0],
                     absolute[1],
-                    c.get("relative_effect"),
+                    c.relative_effect,
                     relative[0],
                     relative[1],
-                    c.get("p_value"),
-                    c.get("adjusted_p_value"),
-                    bool(c.get("significant")),
-                    c.get("decision"),
-                    c.get("reason"),
+                    c.p_value,
+                    c.adjusted_p_value,
+                    c.significant,
+                    c.decision,
+                    c.reason,
                     adjusted[0],
                     adjusted[1],
-                    c.get("effective_alpha"),
-                    c.get("harm"),
+                    c.effective_alpha,
+                    c.harm,
                 )
             )
     # The same flat columns in every format (JSON too), so one reader fits all three.

@@ -29,8 +29,9 @@ experiments analysed before this module existed keep their history.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 from django.db import transaction
 from django.utils import timezone
@@ -45,7 +46,8 @@ from analysis.stats.decisions import (
     MetricInput,
     decide_look,
 )
-from experiments.models import Experiment, Role, Status
+from analysis.tasks import guardrail_check_task
+from experiments.models import Experiment, Metric, Role, Status
 from experiments.services import guardrail_rollback
 
 logger = logging.getLogger(__name__)
@@ -87,33 +89,52 @@ def harm_message(result: LookResult, metric: str, variant: str) -> str:
     return f"{variant} harms {metric}"
 
 
+class DecidedLook(Protocol):
+    """A decided look as the chain needs it: the engine's result and the state it leaves."""
+
+    @property
+    def look(self) -> LookResult: ...
+
+    @property
+    def state(self) -> DecisionState: ...
+
+
+Decided = TypeVar("Decided", bound=DecidedLook)
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorLook:
+    look: LookResult
+    state: DecisionState
+
+
 def decide_with_guardrail_chain(
     *,
     experiment: Experiment,
     inputs: Sequence[MetricInput],
     previous: DecisionState | None,
+    decide: Callable[[DecisionState | None], Decided],
     source: str,
     snapshot: Snapshot | None = None,
     expected_head: int | bool | None = False,
-    **look: Any,
-) -> tuple[LookResult, DecisionState, GuardrailCheck | None]:
-    """`decide_look` with the guardrail comparisons carried by the check chain (see above).
+) -> tuple[Decided | None, GuardrailCheck | None]:
+    """`decide` (a pure look: `decide_look`, or a snapshot's `snapshot_look`) run with the
+    guardrail comparisons carried by the check chain (see above).
 
     `expected_head` (the monitor): the id of the head when the check was scheduled (None: no
     check yet); if another look has been appended since, this one is skipped and returns
-    None as its check. The default (False) always decides (snapshots).
+    (None, None). The default (False) always decides (snapshots).
     """
     keys = guardrail_keys(inputs)
     if not keys:
         # No guardrails: nothing to carry, lock or act on.
-        result, new_state = decide_look(experiment_settings(experiment), inputs, previous, **look)
-        return result, new_state, None
+        return decide(previous), None
     with transaction.atomic():
         # The row lock serialises every guardrail look of this experiment (and its rollbacks).
         Experiment.objects.select_for_update().filter(pk=experiment.pk).first()
         head = guardrail_head(experiment)
         if expected_head is not False and (head.pk if head else None) != expected_head:
-            return None, None, None  # type: ignore[return-value]
+            return None, None
         state = DecisionState.from_json(previous.to_json() if previous else None)
         known: set[tuple[str, ...]]
         if head is not None:
@@ -132,7 +153,8 @@ def decide_with_guardrail_chain(
                 for key in keys
                 if key in state.comparisons and state.comparisons[key].harm
             }
-        result, new_state = decide_look(experiment_settings(experiment), inputs, state, **look)
+        decided = decide(state)
+        result, new_state = decided.look, decided.state
         harms = [
             {
                 "metric": metric,
@@ -157,10 +179,12 @@ def decide_with_guardrail_chain(
         # (a snapshot recovered as stuck drops its results, not its guardrail look).
         if harms:
             transaction.on_commit(lambda: guardrail_act(check=check))
-    return result, new_state, check
+    return decided, check
 
 
 def experiment_settings(experiment: Experiment) -> Any:
+    # analysis.services imports this module (snapshots run the same guardrail chain), so its
+    # helpers are imported at call time until they move below both.
     from analysis.services import decision_settings
 
     return decision_settings(experiment)
@@ -170,7 +194,8 @@ def guardrail_check(
     *, experiment_id: int, expected_head: int | bool | None = False
 ) -> GuardrailCheck | None:
     """The monitor's look: only the guardrail metrics, never the whole snapshot."""
-    from analysis.services import metric_inputs
+    # At call time: analysis.services imports this module (see experiment_settings).
+    from analysis.services import _previous_state, metric_inputs
 
     experiment = Experiment.objects.filter(pk=experiment_id, status=Status.RUNNING).first()
     if experiment is None:
@@ -179,15 +204,14 @@ def guardrail_check(
     if not links:
         return None
     inputs = metric_inputs(experiment, links)
-    from analysis.services import _previous_state
-
-    _, _, check = decide_with_guardrail_chain(
+    settings, at = experiment_settings(experiment), timezone.now().isoformat()
+    _, check = decide_with_guardrail_chain(
         experiment=experiment,
         inputs=inputs,
         previous=_previous_state(experiment),
+        decide=lambda state: MonitorLook(*decide_look(settings, inputs, state, at=at)),
         source=GuardrailCheckSource.MONITOR,
         expected_head=expected_head,
-        at=timezone.now().isoformat(),
     )
     return check
 
@@ -233,8 +257,6 @@ def guardrail_act(*, check: GuardrailCheck) -> None:
 def guardrail_checks_due() -> list[int]:
     """Schedule the monitor's checks of running experiments whose interval has passed since
     their last look (monitor or snapshot). Called by beat every minute."""
-    from analysis.tasks import guardrail_check_task
-
     now = timezone.now()
     scheduled = []
     running = Experiment.objects.filter(
@@ -252,6 +274,4 @@ def guardrail_checks_due() -> list[int]:
 
 def _metric_name(key: str) -> str:
     """The metric's name for people (alerts); its key when it has none or is gone."""
-    from experiments.models import Metric
-
     return Metric.objects.filter(key=key).values_list("name", flat=True).first() or key

@@ -5,10 +5,13 @@ dashboard's charts read. `SnapshotComparison` keeps each metric × treatment res
 charts over hundreds of snapshots never parse their JSON.
 """
 
+from __future__ import annotations
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from analysis.results import SnapshotResults
 from experiments.models import Experiment
 
 
@@ -51,6 +54,10 @@ class Snapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment.key} #{self.pk} ({self.state})"
+
+    def typed_results(self) -> SnapshotResults | None:
+        """The stored results as types (`analysis.results`); None before they are computed."""
+        return SnapshotResults.from_json(self.results) if self.results else None
 
 
 class SnapshotComparison(models.Model):

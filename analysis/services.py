@@ -8,6 +8,7 @@ stores the results with one row per comparison for the charts.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -25,7 +26,16 @@ from analysis.models import (
     SnapshotComparison,
     SnapshotState,
 )
+from analysis.results import (
+    Diagnostics,
+    ExposureDayCount,
+    SnapshotInputs,
+    SnapshotResults,
+    SrmResult,
+    snapshot_look,
+)
 from analysis.selectors import (
+    ExposureDiagnostics,
     exposure_diagnostics,
     metric_variant_stats,
     quantile_variant_stats,
@@ -35,11 +45,10 @@ from analysis.stats.decisions import (
     DEFAULT_PLANNED_LOOKS,
     DecisionSettings,
     DecisionState,
-    LookResult,
     MetricInput,
 )
-from audit.context import SYSTEM
 from audit.services import audit_record
+from core.actors import SYSTEM
 from experiments.models import Aggregation, Experiment, Status
 
 logger = logging.getLogger(__name__)
@@ -138,31 +147,28 @@ def snapshot_compute(*, snapshot_id: int) -> Snapshot | None:
             .first()
         )
         SnapshotComparison.objects.bulk_create(rows)
-        snapshot.results = results
         snapshot.state = SnapshotState.DONE
         snapshot.computed_at = timezone.now()
-        snapshot.srm_flagged = results["srm"]["flagged"]
+        results = replace(results, computed_at=snapshot.computed_at.isoformat())
+        snapshot.results = results.to_json()
+        snapshot.srm_flagged = results.srm.flagged
         snapshot.decision_state = state.to_json()
-        snapshot.guardrail_alert = bool(results["guardrail_alerts"])
-        snapshot.results["computed_at"] = snapshot.computed_at.isoformat()
+        snapshot.guardrail_alert = bool(results.guardrail_alerts)
         snapshot.save()
         if snapshot.srm_flagged and not was_flagged:
-            _srm_flag_raised(snapshot)
+            _srm_flag_raised(snapshot.experiment, results.srm)
     # Only the always-valid harm test acts (docs/api.md §7), never a fixed p-value: the
     # guardrail look `_analyse` appended to the check chain acts when it commits
     # (analysis/guardrails.py), alerts for new harm and rollbacks with auto_rollback.
     return snapshot
 
 
-def _srm_flag_raised(snapshot: Snapshot) -> None:
+def _srm_flag_raised(experiment: Experiment, srm: SrmResult) -> None:
     """A new SRM flag (it stays once set): an audit entry by the system and an alert."""
-    experiment = snapshot.experiment
-    assert snapshot.results is not None  # called once the snapshot's results are stored
-    srm = snapshot.results["srm"]
-    p = srm.get("sequential_p_value")
+    p = srm.sequential_p_value
     message = (
         f"Sample ratio mismatch: units are not split as configured "
-        f"(observed {srm.get('observed')}, sequential p = {p:.2g}); the results cannot be "
+        f"(observed {srm.observed}, sequential p = {p:.2g}); the results cannot be "
         "trusted until the cause is found."
         if p is not None
         else "Sample ratio mismatch: units are not split as configured."
@@ -268,7 +274,9 @@ def _srm_basis(
 
 def _analyse(
     snapshot: Snapshot,
-) -> tuple[dict[str, Any], list[SnapshotComparison], DecisionState, GuardrailCheck | None]:
+) -> tuple[SnapshotResults, list[SnapshotComparison], DecisionState, GuardrailCheck | None]:
+    """Gather the look's inputs, decide it (`analysis.results.snapshot_look`, pure) on the
+    guardrail check chain, and build the comparison rows; the caller stores them."""
     from analysis.guardrails import decide_with_guardrail_chain
 
     experiment = snapshot.experiment
@@ -281,84 +289,46 @@ def _analyse(
     inputs = metric_inputs(experiment, links)
     previous = _previous_state(experiment)
     srm_observed, srm_weights, previous = _srm_basis(experiment, variants, observed, previous)
-    result, state, check = decide_with_guardrail_chain(
+    look_inputs = SnapshotInputs(
+        experiment=experiment.key,
+        snapshot_id=snapshot.pk,
+        settings=decision_settings(experiment),
+        variants=tuple(keys),
+        metrics=tuple(inputs),
+        diagnostics=_diagnostics(diagnostics),
+        srm_observed=srm_observed,
+        srm_weights=tuple(srm_weights),
+        names={link.metric.key: link.metric.name or link.metric.key for link in links},
+        aggregations={link.metric.key: link.metric.aggregation for link in links},
+        at=timezone.now().isoformat(),
+    )
+    decided, check = decide_with_guardrail_chain(
         experiment=experiment,
         inputs=inputs,
         previous=previous,
+        decide=lambda state: snapshot_look(look_inputs, state),
         source=GuardrailCheckSource.SNAPSHOT,
         snapshot=snapshot,
-        analysed_units=sum(observed.values()),
-        observed_units=srm_observed,
-        expected_weights=srm_weights,
-        at=timezone.now().isoformat(),
     )
-    names = {link.metric.key: link.metric.name or link.metric.key for link in links}
-    aggregations = {link.metric.key: link.metric.aggregation for link in links}
-    results = results_json(result, names=names, aggregations=aggregations)
-    results.update(
-        {
-            "experiment": experiment.key,
-            "snapshot_id": snapshot.pk,
-            "computed_at": None,
-            "diagnostics": {
-                "units_by_variant": diagnostics.units_by_variant,
-                "multiple_variant_units": diagnostics.multiple_variant_units,
-                "mismatched_exposures": diagnostics.mismatched_exposures,
-                "exposures_by_day": [
-                    {"date": d.date.isoformat(), "variant": d.variant, "units": d.units}
-                    for d in diagnostics.exposures_by_day
-                ],
-            },
-            "planned_sample_size": experiment.planned_sample_size,
-            "total_units": sum(observed.values()),
-        }
-    )
-    results["summary"] = results_summary(results)
+    assert decided is not None  # only the monitor's looks are skipped (`expected_head`)
     rows = [
-        _row(snapshot, metric, c, state)
-        for metric, look_input in zip(result.metrics, inputs, strict=True)
+        _row(snapshot, metric, c, decided.state)
+        for metric in decided.look.metrics
         for c in metric.comparisons
-        if look_input is not None
     ]
-    return results, rows, state, check
+    return decided.results, rows, decided.state, check
 
 
-def results_json(
-    result: LookResult,
-    *,
-    names: dict[str, str] | None = None,
-    aggregations: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """The contract's results shape (§8 with §7's additions) from a decided look."""
-    names = names or {}
-    aggregations = aggregations or {}
-    return {
-        "method": result.method,
-        "alpha": result.alpha,
-        "correction": result.correction,
-        "look": result.look.to_dict(),
-        "warnings": [w.to_dict() for w in result.warnings],
-        "srm": result.srm.to_dict(),
-        "metrics": [
-            {
-                "metric": m.key,
-                "name": names.get(m.key, m.key),
-                "aggregation": aggregations.get(m.key, m.metric_type),
-                "metric_type": m.metric_type,
-                "direction": m.direction,
-                "role": m.role,
-                "cuped": m.cuped,
-                "variants": [v.to_dict() for v in m.variants],
-                "comparisons": [c.to_dict() for c in m.comparisons],
-                "notes": list(m.notes),
-            }
-            for m in result.metrics
-        ],
-        "guardrail_status": result.guardrail_status,
-        "guardrail_alerts": [
-            {"metric": metric, "variant": variant} for metric, variant in result.harms
-        ],
-    }
+def _diagnostics(diagnostics: ExposureDiagnostics) -> Diagnostics:
+    return Diagnostics(
+        units_by_variant=diagnostics.units_by_variant,
+        multiple_variant_units=diagnostics.multiple_variant_units,
+        mismatched_exposures=diagnostics.mismatched_exposures,
+        exposures_by_day=tuple(
+            ExposureDayCount(date=d.date.isoformat(), variant=d.variant, units=d.units)
+            for d in diagnostics.exposures_by_day
+        ),
+    )
 
 
 def _row(snapshot: Snapshot, metric: Any, c: Any, state: DecisionState) -> SnapshotComparison:
@@ -396,111 +366,6 @@ def _row(snapshot: Snapshot, metric: Any, c: Any, state: DecisionState) -> Snaps
         look_variance=c.variance,
         look_total_units=c.total_units,
     )
-
-
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 100:+.1f}%"
-
-
-REASON_TEXT = {
-    "too_few_units": "not enough units yet in each arm",
-    "plan_not_reached": "waiting for the planned sample size",
-    "heavy_tail": "values too skewed for this many units yet",
-    "awaiting_first_look": "waiting for the first planned look",
-    "zero_variance": "no variation in the data yet",
-    "zero_control_mean": "the control's mean is 0, so no relative change exists",
-    "relative_unbounded": "the control's mean is too uncertain for a relative interval",
-    "relative_overflow": "the relative change is too large to compute",
-    "zero_denominator": "the ratio's denominator is 0",
-    "ratio_overflow": "the ratio is too large to compute",
-    "numerical_overflow": "the numbers are too large to compute",
-    "cuped_zero_covariate_variance": "CUPED off: no unit had pre-exposure data",
-    "cuped_missing_covariate": "CUPED off: pre-exposure data missing",
-    "cuped_not_supported_for_ratio": "CUPED does not apply to ratio metrics",
-    "undefined": "not computable from these data",
-}
-
-
-def reason_text(code: str | None) -> str:
-    """A reason code in words (the dashboard and summary never show a raw code)."""
-    if not code:
-        return ""
-    return REASON_TEXT.get(code, code.replace("_", " "))
-
-
-def results_summary(results: dict[str, Any]) -> str:
-    """One plain-language paragraph a product manager can act on.
-
-    Every verdict is read off the deciding interval (docs/api.md §7), so the words can never
-    contradict the numbers printed next to them.
-    """
-    parts: list[str] = []
-    srm = results["srm"]
-    if srm["flagged"]:
-        since = (
-            f" (first flagged {srm['first_flagged_at'][:16].replace('T', ' ')} UTC)"
-            if srm.get("first_flagged_at")
-            else ""
-        )
-        parts.append(
-            f"Sample ratio mismatch{since}: units are not split as configured, so the "
-            "results cannot be trusted until the cause is found."
-        )
-    primary = [m for m in results["metrics"] if m["role"] == "primary"]
-    interval = {
-        "sequential": "always-valid interval",
-        "fixed": "interval",
-        "group_sequential": "repeated interval",
-    }[results["method"]]
-    for metric in primary:
-        for c in metric["comparisons"]:
-            name = metric["name"]
-            subject = f"{c['variant']} vs {c['baseline']} on {name}"
-            deciding = c.get("adjusted_ci") or c.get("absolute_ci")
-            if c["decision"] == "not_ready" or deciding is None:
-                why = reason_text(c.get("reason")) or "not enough data yet"
-                parts.append(f"{subject}: no verdict yet ({why}).")
-                continue
-            level = round((1 - (c.get("effective_alpha") or results["alpha"])) * 100, 2)
-            level_text = f"{level:g}%"
-            low, high = c["relative_ci"] or (None, None)
-            if low is not None and high is not None:
-                span = f"{_percent(low)} to {_percent(high)}"
-            else:
-                a_low, a_high = deciding
-                span = f"{a_low:+.4g} to {a_high:+.4g} (absolute)"
-            verdict = {
-                "win": "significant win",
-                "loss": "significant loss",
-                "inconclusive": "not significant yet",
-            }[c["decision"]]
-            parts.append(f"{subject}: {level_text} {interval} {span}; {verdict}.")
-    if not primary:
-        parts.append("No primary metric is configured.")
-    status = results.get("guardrail_status", "no_guardrails")
-    if status == "harm_detected":
-        alerts = results["guardrail_alerts"]
-        # Metrics by the name people gave them, as in the tables above (keys are for code).
-        names = {m["metric"]: m.get("name") or m["metric"] for m in results.get("metrics", [])}
-        parts.append(
-            "Guardrails: harm detected ("
-            + ", ".join(
-                f"{a['variant']} harms {names.get(a['metric'], a['metric'])}" for a in alerts
-            )
-            + ")."
-        )
-    else:
-        parts.append(
-            {
-                "no_guardrails": "No guardrails.",
-                "not_enough_data": "Guardrails: not enough data yet.",
-                "no_harm_detected": "Guardrails: no harm detected.",
-            }[status]
-        )
-    look = results.get("look") or {}
-    if results["method"] == "group_sequential" and look.get("final"):
-        parts.append("The final look has been taken: these results no longer change.")
-    return " ".join(parts)
 
 
 # Recovery of stuck snapshots (docs/api.md §11: within 10 minutes by default, by beat and on

@@ -1,3 +1,7 @@
+"""Thin Celery tasks: each calls one service, imported in its body (HackSoft's style): the
+services publish these tasks, so they import this module, and it must not import them back.
+"""
+
 import logging
 
 from celery import shared_task

@@ -23,9 +23,9 @@ from assignment.engine import Assignment
 from assignment.selectors import AssignmentConfig, assignment_config
 from assignment.serializers import ConfigOutput, FeaturesOutput
 from assignment.services import UnitAssignments, unit_assign
+from core.auth import bearer_key, key_identity, over_rate_limit
 from core.errors import error_body
 from core.parsers import NUL_ESCAPE
-from experiments.auth import bearer_key, key_identity, over_rate_limit
 
 
 class AssignmentOutput(serializers.Serializer[Any]):

@@ -13,11 +13,7 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
-
-class ActorType(models.TextChoices):
-    USER = "user"
-    API_KEY = "api_key"
-    SYSTEM = "system"
+from core.actors import ActorType
 
 
 class AppendOnlyError(Exception):

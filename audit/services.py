@@ -8,8 +8,8 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 
-from audit.context import Actor, current_actor
 from audit.models import AuditEntry
+from core.actors import Actor, current_actor
 
 
 def audit_changes(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> dict:

@@ -4,6 +4,9 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
+from analysis.backlog import backlog
+from config.celery import app
+
 
 def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
@@ -18,26 +21,10 @@ def readyz(request: HttpRequest) -> JsonResponse:
             "checks": checks,
             # Information for monitoring, not readiness: a web process can serve while a
             # snapshot waits (recovery re-publishes it) or events sit in dead letters.
-            "backlog": _backlog() if checks["database"] else None,
+            "backlog": backlog() if checks["database"] else None,
         },
         status=200 if ready else 503,
     )
-
-
-def _backlog() -> dict[str, float | int | None]:
-    """Shown by /readyz and on the admin index (experiments/templatetags)."""
-    from analysis.services import snapshot_oldest_pending_seconds
-    from events.models import DeadLetter
-
-    try:
-        oldest = snapshot_oldest_pending_seconds()
-        dead = DeadLetter.objects.filter(replayed_at__isnull=True).count()
-    except Exception:
-        return {"oldest_pending_snapshot_seconds": None, "dead_letters": None}
-    return {
-        "oldest_pending_snapshot_seconds": None if oldest is None else round(oldest, 1),
-        "dead_letters": dead,
-    }
 
 
 def _database_ok() -> bool:
@@ -52,8 +39,6 @@ def _database_ok() -> bool:
 def _broker_ok() -> bool:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return True  # embedded mode: tasks run in-process, there is no broker to reach
-    from config.celery import app
-
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=1)

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "events",
     "analysis",
     "audit",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -64,7 +65,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Who acts, for the audit log: the admin user, or the API key once DRF authenticates it.
-    "audit.context.AuditActorMiddleware",
+    "core.actors.ActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -202,15 +203,18 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["experiments.auth.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["experiments.auth.HasScope"],
-    "DEFAULT_THROTTLE_CLASSES": ["experiments.auth.ApiKeyRateThrottle"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.auth.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.auth.ApiKeyRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
+# The model core/auth.py reads API keys from (as AUTH_USER_MODEL names the user model): the keys
+# are managed in `experiments`, and `core` imports no app.
+VARIANTLAB_API_KEY_MODEL = "experiments.ApiKey"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Variantlab API",

@@ -50,6 +50,12 @@ class ConflictError(ServiceError):
     code = "conflict"
 
 
+class FrozenError(ConflictError):
+    """A change to settings that froze when the experiment started (docs/api.md §7)."""
+
+    code = "frozen"
+
+
 class NotFoundError(ServiceError):
     status_code = status.HTTP_404_NOT_FOUND
     code = "not_found"

@@ -24,6 +24,7 @@ from core.errors import UnavailableError
 from core.sql import jsonb_cast
 from core.sql import least as least_function
 from events.models import DeadLetter, Exposure, ExposureEvent, Outcome
+from events.tasks import events_ingest_task
 from experiments.models import Experiment
 
 logger = logging.getLogger(__name__)
@@ -33,8 +34,6 @@ CHUNK = 500
 
 def events_enqueue(*, exposures: Sequence[Mapping], outcomes: Sequence[Mapping]) -> None:
     """Hand one batch to the workers as one task; 503 when the broker cannot take it."""
-    from events.tasks import events_ingest_task
-
     if not exposures and not outcomes:
         return
     batch = {"exposures": [_wire(e) for e in exposures], "outcomes": [_wire(e) for e in outcomes]}
@@ -249,7 +248,5 @@ def dead_letter_record(
 
 def dead_letter_replay(*, dead_letter: DeadLetter) -> None:
     """Send a dead-lettered batch through the workers again (idempotent, so always safe)."""
-    from events.tasks import events_ingest_task
-
     events_ingest_task.delay(dead_letter.payload)
     DeadLetter.objects.filter(pk=dead_letter.pk).update(replayed_at=timezone.now())

@@ -1,3 +1,7 @@
+"""The ingest task. It imports its service in its body: events/services.py publishes this
+task, so it imports this module, which must not import it back (registered at start by
+events/apps.py, since /assign publishes it by name)."""
+
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
 from django import forms
 from django.contrib import admin, messages
@@ -15,9 +15,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from variantlab_client.engine import assign
 
+# The statistics engine is pure (no Django, no app): the admin's sample-size planner uses it.
+from analysis.stats import sample_size
+from audit.selectors import audit_list
 from core.errors import ServiceError
 from experiments import services
 from experiments.admin_lifecycle import (
@@ -37,7 +41,7 @@ from experiments.models import (
     Status,
     Variant,
 )
-from experiments.selectors import experiment_config_build
+from experiments.selectors import experiment_config_build, metric_json
 from experiments.services import (
     ANALYSIS_FIELDS,
     FROZEN_ANALYSIS_FIELDS,
@@ -50,6 +54,18 @@ from experiments.validation import (
     frozen_variant_errors,
     variant_set_errors,
 )
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+
+class _VariantTotal(TypedDict):
+    variant_total: int
+
+
+class _ExperimentTotal(TypedDict):
+    experiment_total: int
+
 
 # Variantlab's own name on every admin page (not "Django administration"); "View site" goes to
 # the results dashboard, which `/` also redirects to.
@@ -202,12 +218,13 @@ class ForcedAssignmentInline(FrozenWhenStoppedInline):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "variant":
-            object_id = request.resolver_match.kwargs.get("object_id")
+            match = request.resolver_match
+            object_id = match.kwargs.get("object_id") if match is not None else None
             kwargs["queryset"] = Variant.objects.filter(experiment_id=object_id or 0)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
-FROZEN_REASONS = {
+FROZEN_REASONS: dict[str, str] = {
     Status.RUNNING: "Running: the key, seed, hash version, layer and the variants' keys, "
     "weights and control are frozen so no unit changes variant; coverage, condition and "
     "texts may change.",
@@ -230,13 +247,10 @@ def experiment_admin_data(experiment: Experiment, formsets: list) -> dict[str, A
     data: dict[str, Any] = {f: getattr(experiment, f) for f in services.PLAIN_FIELDS}
     data["analysis"] = {f: getattr(experiment, f) for f in services.ANALYSIS_FIELDS}
     data["model_guardrails"] = experiment.model_guardrails
+    layer = experiment.layer  # no query without a layer
     data["layer"] = (
-        {
-            "key": experiment.layer.key,
-            "start": experiment.layer_start,
-            "end": experiment.layer_end,
-        }
-        if experiment.layer_id
+        {"key": layer.key, "start": experiment.layer_start, "end": experiment.layer_end}
+        if layer is not None
         else None
     )
     for formset in formsets:
@@ -334,8 +348,6 @@ def planned_from_form(cleaned: dict[str, Any], data: dict[str, Any]) -> Any:
     (no baseline) or when a planned sample size was typed in. ValueError: impossible inputs."""
     if cleaned.get("planned_sample_size") or cleaned.get("plan_baseline") is None:
         return None
-    from analysis.stats import sample_size
-
     analysis = data.get("analysis", {})
     variants = data.get("variants") or []
     weights = [v["weight"] for v in sorted(variants, key=lambda v: not v["is_control"])]
@@ -371,7 +383,7 @@ class PreviewForm(forms.Form):
         return value
 
 
-class RoleCheckedActionsMixin:
+class RoleCheckedActionsMixin(admin.ModelAdmin):
     """An admin action the user may not run is a 403, not a silent "no action selected"."""
 
     def get_actions(self, request: HttpRequest) -> dict:
@@ -498,10 +510,6 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
     ) -> HttpResponse:
         """The audit log of this experiment (not Django's LogEntry, which misses the API,
         commands and the system)."""
-        from django.template.response import TemplateResponse
-
-        from audit.selectors import audit_list
-
         experiment = get_object_or_404(Experiment, pk=object_id)
         if not self.has_view_or_change_permission(request, experiment):
             raise PermissionDenied
@@ -517,11 +525,11 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
         )
 
     @admin.display(description="Variants", ordering="variant_total")
-    def variant_count(self, obj: Experiment) -> int:
+    def variant_count(self, obj: WithAnnotations[Experiment, _VariantTotal]) -> int:
         return obj.variant_total
 
     def get_readonly_fields(self, request: HttpRequest, obj: Experiment | None = None) -> tuple:
-        fields = self.readonly_fields
+        fields: tuple[str, ...] = tuple(self.readonly_fields)
         if obj is not None and obj.status in services.CLOSED_STATUSES:
             return fields + tuple(ExperimentForm.Meta.fields)
         if obj is not None and obj.status != Status.DRAFT:
@@ -639,8 +647,6 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
         reason: str = "",
         action: str = "",
     ) -> HttpResponse:
-        from django.template.response import TemplateResponse
-
         text = move_text(shown, name=experiment.name, variant=variant)
         context = {
             **self.admin_site.each_context(request),
@@ -822,8 +828,6 @@ class MetricAdmin(ServiceSavedAdmin):
         return services.metric_save(data=data, metric=obj)
 
     def audit_state(self, obj: Metric) -> dict:
-        from experiments.selectors import metric_json
-
         return metric_json(obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Metric | None = None) -> tuple:
@@ -870,7 +874,7 @@ class LayerAdmin(ServiceSavedAdmin):
         return super().get_queryset(request).annotate(experiment_total=Count("experiments"))
 
     @admin.display(description="Experiments", ordering="experiment_total")
-    def experiment_count(self, obj: Layer) -> int:
+    def experiment_count(self, obj: WithAnnotations[Layer, _ExperimentTotal]) -> int:
         return obj.experiment_total
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Model
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -11,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.errors import ConflictError, ServiceError
 from experiments import services
 from experiments.models import (
     KEY_VALIDATOR,
@@ -27,6 +29,12 @@ from experiments.models import (
 from experiments.selectors import experiment_json, experiment_list, metric_json
 
 KEY_FIELD: dict[str, Any] = {"max_length": 100, "validators": [KEY_VALIDATOR]}
+
+
+def _refuse_taken_key(model: type[Model], key: str, noun: str) -> None:
+    """409 `conflict` when a `model` row has `key` already: POST only creates."""
+    if model._default_manager.filter(key=key).exists():
+        raise ConflictError(f"{noun} with this key exists.", fields={"key": "already exists"})
 
 
 class WholeItem(serializers.Serializer):
@@ -229,10 +237,7 @@ class ExperimentListApi(APIView):
     def post(self, request: Request) -> Response:
         incoming = ExperimentInput(data=request.data)
         incoming.is_valid(raise_exception=True)
-        if Experiment.objects.filter(key=incoming.validated_data["key"]).exists():
-            raise services.ConflictError(
-                "An experiment with this key exists.", fields={"key": "already exists"}
-            )
+        _refuse_taken_key(Experiment, incoming.validated_data["key"], "An experiment")
         experiment = services.experiment_save(data=incoming.validated_data)
         return Response(
             experiment_json(experiment_list().get(pk=experiment.pk)),
@@ -409,10 +414,7 @@ class MetricListApi(APIView):
     def post(self, request: Request) -> Response:
         incoming = MetricInput(data=request.data)
         incoming.is_valid(raise_exception=True)
-        if Metric.objects.filter(key=incoming.validated_data["key"]).exists():
-            raise services.ConflictError(
-                "A metric with this key exists.", fields={"key": "already exists"}
-            )
+        _refuse_taken_key(Metric, incoming.validated_data["key"], "A metric")
         metric = services.metric_save(data=incoming.validated_data)
         return Response(metric_json(metric), status=status.HTTP_201_CREATED)
 
@@ -433,9 +435,7 @@ class MetricDetailApi(APIView):
         incoming = MetricInput(data=request.data, partial=True)
         incoming.is_valid(raise_exception=True)
         if "key" in incoming.validated_data and incoming.validated_data["key"] != metric.key:
-            raise services.ServiceError(
-                "A metric's key cannot change.", fields={"key": "immutable"}
-            )
+            raise ServiceError("A metric's key cannot change.", fields={"key": "immutable"})
         return Response(
             metric_json(services.metric_save(data=incoming.validated_data, metric=metric))
         )
@@ -462,10 +462,7 @@ class LayerListApi(APIView):
     def post(self, request: Request) -> Response:
         incoming = LayerSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        if Layer.objects.filter(key=incoming.validated_data["key"]).exists():
-            raise services.ConflictError(
-                "A layer with this key exists.", fields={"key": "already exists"}
-            )
+        _refuse_taken_key(Layer, incoming.validated_data["key"], "A layer")
         layer = services.layer_save(data=incoming.validated_data)
         return Response(services.layer_json(layer), status=status.HTTP_201_CREATED)
 

@@ -6,4 +6,5 @@ class ExperimentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from experiments import schema, signals  # noqa: F401
+        # Imported once models are loaded: connects the config-version receivers.
+        from experiments import signals  # noqa: F401

@@ -13,6 +13,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
+from experiments.validation import experiment_field_errors
+
 KEY_VALIDATOR = RegexValidator(
     r"^[a-z0-9][a-z0-9_-]{0,99}\Z",
     "Use 1-100 lowercase letters, digits, '-' or '_', starting with a letter or digit.",
@@ -238,8 +240,6 @@ class Experiment(models.Model):
         return self.seed or self.key
 
     def clean(self) -> None:
-        from experiments.validation import experiment_field_errors
-
         errors = experiment_field_errors(self)
         if errors:
             raise ValidationError(errors)
@@ -341,7 +341,7 @@ class ApiKey(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # Requests per second, shared by all web processes (experiments/ratelimit.py); empty: no
+    # Requests per second, shared by all web processes (core/ratelimit.py); empty: no
     # limit.
     rate_limit = models.PositiveIntegerField(
         null=True,

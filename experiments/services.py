@@ -10,9 +10,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from audit.context import SYSTEM, Actor, current_actor
 from audit.services import audit_changes, audit_record
-from core.errors import ConflictError, NotFoundError, ServiceError
+from core.actors import SYSTEM, Actor, current_actor
+from core.errors import ConflictError, FrozenError, NotFoundError, ServiceError
 from experiments.models import (
     ApiKey,
     Experiment,
@@ -457,11 +457,10 @@ def frozen_changes(experiment: Experiment, data: Mapping[str, Any]) -> dict[str,
 def _refuse_frozen_changes(experiment: Experiment, data: Mapping[str, Any]) -> None:
     changed = frozen_changes(experiment, data)
     if changed:
-        raise ConflictError(
+        raise FrozenError(
             f"Experiment '{experiment.key}' has started: {', '.join(changed)} can no longer "
             "change.",
             fields=changed,
-            code="frozen",
         )
 
 
@@ -605,11 +604,10 @@ def _refuse_frozen_metric_changes(metric: Metric, data: Mapping[str, Any]) -> No
         if users
     }
     if changed:
-        raise ConflictError(
+        raise FrozenError(
             f"Metric '{metric.key}' is used by a started experiment: "
             f"{', '.join(changed)} can no longer change.",
             fields=changed,
-            code="frozen",
         )
 
 

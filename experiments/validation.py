@@ -1,4 +1,8 @@
-"""Rules an experiment's configuration must obey, shared by the admin and the API."""
+"""Rules an experiment's configuration must obey, shared by the admin and the API.
+
+`experiments.models` calls these from `Experiment.clean()`, so this module does not import the
+models at run time: it reaches the table through the instance it checks (`type(experiment)`).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ if TYPE_CHECKING:
 WEIGHT_TOLERANCE = 1e-6
 # Statuses whose experiments hold their layer range and freeze their hashing inputs.
 LIVE_STATUSES = ("running", "paused")
+# Statuses whose experiments have given their layer range back.
+CLOSED_STATUSES = ("stopped", "archived")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +94,12 @@ def experiment_field_errors(experiment: Experiment) -> dict[str, list[str]]:
 
 
 def _overlapping_layer_experiment(experiment: Experiment) -> Experiment | None:
-    from experiments.models import Experiment, Status
-
     # A stopped (or archived) experiment gives its range back to the layer.
     return (
-        Experiment.objects.filter(layer_id=experiment.layer_id)  # type: ignore[misc]
+        type(experiment)
+        .objects.filter(layer_id=experiment.layer_id)  # type: ignore[misc]
         .exclude(pk=experiment.pk)
-        .exclude(status__in=(Status.STOPPED, Status.ARCHIVED))
+        .exclude(status__in=CLOSED_STATUSES)
         .filter(Q(layer_start__lt=experiment.layer_end) & Q(layer_end__gt=experiment.layer_start))
         .only("key", "layer_start", "layer_end")
         .first()
@@ -102,10 +107,9 @@ def _overlapping_layer_experiment(experiment: Experiment) -> Experiment | None:
 
 
 def _frozen_field_errors(experiment: Experiment) -> dict[str, list[str]]:
-    from experiments.models import Experiment
-
     stored: Mapping[str, object] | None = (
-        Experiment.objects.filter(pk=experiment.pk)
+        type(experiment)
+        .objects.filter(pk=experiment.pk)
         .values("key", "seed", "hash_version", "status", "layer_id", "layer_start", "layer_end")
         .first()
     )

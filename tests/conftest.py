@@ -82,7 +82,7 @@ def _fresh_caches():
         yield
         return
     from assignment.selectors import assignment_config
-    from experiments.auth import active_keys
+    from core.auth import active_keys
 
     assignment_config.invalidate()
     active_keys.invalidate()

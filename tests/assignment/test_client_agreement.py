@@ -10,8 +10,8 @@ from growthbook import GrowthBook
 from variantlab_client import FALLBACK, Client
 
 from core.config_version import config_version_bump
+from demo.management.commands import demo
 from experiments import services
-from experiments.management.commands import demo
 from experiments.services import api_key_create
 from tests.factories import LayerFactory, make_experiment
 

@@ -24,8 +24,8 @@ def test_rollout_panel__rolled_back_model__charts_and_marker_render(
 ) -> None:
     from django.test import Client
 
+    from demo.rollout import model_rollout_demo
     from experiments import services
-    from experiments.management.demo_rollout import model_rollout_demo
 
     # Given the demo's model experiment, its candidate rolled back automatically
     django_user_model.objects.create_superuser("boss", "boss@example.com", "s3cret-pass")

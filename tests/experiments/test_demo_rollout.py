@@ -10,8 +10,8 @@ from django.urls import reverse
 
 from analysis.models import GuardrailCheck
 from audit.models import AuditEntry
+from demo.rollout import MODEL_EXPERIMENT_KEY, model_rollout_demo
 from experiments import services
-from experiments.management.demo_rollout import MODEL_EXPERIMENT_KEY, model_rollout_demo
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -138,6 +138,36 @@ def test_experiment_create__duplicate_key__409(api) -> None:
     assert "key" in response.json()["error"]["fields"]
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/api/v1/experiments", experiment_spec("dup"), "An experiment with this key exists."),
+        (
+            "/api/v1/metrics",
+            {"key": "dup", "name": "Dup", "event": "e", "aggregation": "conversion"},
+            "A metric with this key exists.",
+        ),
+        ("/api/v1/layers", {"key": "dup"}, "A layer with this key exists."),
+    ],
+)
+def test_create__key_taken__409_conflict_names_key_and_nothing_added(
+    api, path, body, message
+) -> None:
+    # Given an experiment, a metric and a layer keyed "dup"
+    make_experiment("dup", start=False)
+    MetricFactory(key="dup")
+    LayerFactory(key="dup")
+    before = api.get(path).json()
+    # When another is created with that key
+    response = api.post(path, body, format="json")
+    # Then 409 conflict naming the key, and the list is unchanged
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": {"code": "conflict", "message": message, "fields": {"key": "already exists"}}
+    }
+    assert api.get(path).json() == before
+
+
 def test_layer_ranges__overlap_in_same_layer__refused(api) -> None:
     # Given a running experiment owning [0, 0.5) of a layer
     LayerFactory(key="home")
@@ -277,7 +307,7 @@ def test_api_key__revoked__401(make_api_client) -> None:
     client = make_api_client("read")
     assert client.get("/api/v1/experiments").status_code == 200
     ApiKey.objects.update(is_active=False)
-    from experiments.auth import active_keys
+    from core.auth import active_keys
 
     active_keys.invalidate()  # in production the version bump does this on commit
     assert client.get("/api/v1/experiments").status_code == 401

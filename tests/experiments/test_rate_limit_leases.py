@@ -1,4 +1,4 @@
-"""The rate limiter's leases (experiments/ratelimit.py) against a real Redis.
+"""The rate limiter's leases (core/ratelimit.py) against a real Redis.
 
 Each `LeasedWindows` stands for one web process. The window is given explicitly, so the tests
 do not depend on the clock. Marked `integration`: they need the Redis of the production-mode
@@ -15,8 +15,8 @@ import pytest
 import redis
 from django.conf import settings
 
-from experiments import ratelimit
-from experiments.ratelimit import LeasedWindows, lease_cap, lease_take
+from core import ratelimit
+from core.ratelimit import LeasedWindows, lease_cap, lease_take
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import redis
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from experiments import ratelimit
+from core import ratelimit
 from experiments.models import ApiKey
 from experiments.services import api_key_create
 from tests.factories import make_experiment
@@ -27,7 +27,7 @@ NOW = 1_800_000_000.25  # a quarter into a window: Retry-After rounds the rest u
 @pytest.fixture(autouse=True)
 def fixed_clock():
     ratelimit.rate_limits_reset()
-    with mock.patch("experiments.ratelimit.time.time", return_value=NOW) as clock:
+    with mock.patch("core.ratelimit.time.time", return_value=NOW) as clock:
         yield clock
     ratelimit.rate_limits_reset()
 

@@ -18,5 +18,6 @@ class Command(BaseCommand):
         snapshot = snapshot_compute_now(experiment=experiment)
         if snapshot.state != SnapshotState.DONE:
             raise CommandError(f"Snapshot #{snapshot.pk}: {snapshot.state}. {snapshot.error}")
-        assert snapshot.results is not None  # a finished snapshot has its results
-        self.stdout.write(f"Snapshot #{snapshot.pk} of {key}: {snapshot.results['summary']}")
+        results = snapshot.typed_results()
+        assert results is not None  # a finished snapshot has its results
+        self.stdout.write(f"Snapshot #{snapshot.pk} of {key}: {results.summary}")

@@ -1,7 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.context import Actor, acting_as
-from audit.models import ActorType
+from core.actors import Actor, ActorType, acting_as
 from core.errors import ServiceError
 from experiments.services import api_key_create
 

@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from analysis.models import Snapshot, SnapshotComparison, SnapshotState
-from analysis.services import results_summary
+from analysis.results import SnapshotResults, results_summary
 from experiments.models import Experiment
 
 START = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
@@ -165,7 +165,7 @@ def results_for(
         "planned_sample_size": experiment.planned_sample_size,
         "total_units": total,
     }
-    results["summary"] = results_summary(results)
+    results["summary"] = results_summary(SnapshotResults.from_json(results))
     return results
 
 

@@ -1,9 +1,18 @@
-"""Bearer API keys with scopes, checked from an in-process table (no query per request)."""
+"""Bearer API keys with scopes, checked from an in-process table (no query per request).
+
+The key rows live in the model named by `settings.VARIANTLAB_API_KEY_MODEL` (`experiments.ApiKey`,
+beside the admin and services that manage keys), so `core` imports no app: the model needs the
+fields `hashed_key`, `name`, `scopes`, `rate_limit`, `is_active` and a static `hash(raw_key)`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
+from django.apps import apps
+from django.conf import settings
 from django.http import HttpRequest
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
@@ -11,7 +20,8 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from audit.context import Actor, actor_set
+from core import ratelimit
+from core.actors import Actor, ActorType, actor_set
 from core.config_version import VersionedCache
 
 
@@ -28,10 +38,15 @@ class ApiKeyIdentity:
         return "all" in self.scopes or scope in self.scopes
 
 
-def _load_active_keys() -> dict[str, ApiKeyIdentity]:
-    from experiments.models import ApiKey
+@cache
+def api_key_model() -> Any:
+    """The API key model class (`settings.VARIANTLAB_API_KEY_MODEL`), looked up once: the
+    lookup would otherwise run on every request."""
+    return apps.get_model(settings.VARIANTLAB_API_KEY_MODEL)
 
-    rows = ApiKey.objects.filter(is_active=True).values_list(
+
+def _load_active_keys() -> dict[str, ApiKeyIdentity]:
+    rows = api_key_model().objects.filter(is_active=True).values_list(
         "hashed_key", "id", "name", "scopes", "rate_limit"
     )
     return {
@@ -45,10 +60,8 @@ active_keys = VersionedCache(_load_active_keys)
 
 def _fresh_key(hashed: str) -> ApiKeyIdentity | None:
     """A key created since the table was loaded works at once (one indexed read on a miss)."""
-    from experiments.models import ApiKey
-
     row = (
-        ApiKey.objects.filter(hashed_key=hashed, is_active=True)
+        api_key_model().objects.filter(hashed_key=hashed, is_active=True)
         .values_list("id", "name", "scopes", "rate_limit")
         .first()
     )
@@ -61,9 +74,7 @@ def _fresh_key(hashed: str) -> ApiKeyIdentity | None:
 
 def key_identity(raw_key: str) -> ApiKeyIdentity | None:
     """The active key with this secret, or None."""
-    from experiments.models import ApiKey
-
-    hashed = ApiKey.hash(raw_key)
+    hashed = api_key_model().hash(raw_key)
     return active_keys.get().get(hashed) or _fresh_key(hashed)
 
 
@@ -83,9 +94,7 @@ def over_rate_limit(identity: ApiKeyIdentity, request: HttpRequest) -> int | Non
     429 from the stored result, so a request is counted once."""
     if identity.rate_limit is None:
         return None  # unlimited keys pay nothing
-    from experiments.ratelimit import rate_limit_wait
-
-    wait = rate_limit_wait(key_id=identity.id, limit=identity.rate_limit)
+    wait = ratelimit.rate_limit_wait(key_id=identity.id, limit=identity.rate_limit)
     setattr(request, RATE_WAIT_ATTR, wait)
     return wait
 
@@ -120,8 +129,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         if identity is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         # The audit log names the key as the actor of whatever this request changes.
-
-        actor_set(Actor("api_key", identity.name))
+        actor_set(Actor(ActorType.API_KEY, identity.name))
         return identity, identity
 
     def authenticate_header(self, request: Request) -> str:

@@ -8,6 +8,7 @@ import random
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 from unittest import mock
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -15,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
+from django.core.wsgi import get_wsgi_application
 from django.db import connections, transaction
 from django.test import Client
 from django.test.utils import override_settings
@@ -24,12 +26,15 @@ from variantlab_client import Client as VariantlabClient
 
 from analysis.models import Snapshot
 from analysis.services import snapshot_compute_now
+from assignment.selectors import assignment_config
+from core.auth import active_keys
+from demo.rollout import events_post, model_rollout_demo
 from experiments import services
 from experiments.models import Experiment, Layer, Metric, Status
 
 DEMO_PASSWORD = "variantlab-demo"
 
-METRICS = [
+METRICS: list[dict[str, Any]] = [
     {
         "key": "search_click",
         "name": "Search click-through",
@@ -71,7 +76,7 @@ METRICS = [
     },
 ]
 
-EXPERIMENTS = [
+EXPERIMENTS: list[dict[str, Any]] = [
     {
         "key": "search-ranker-v2",
         "name": "Search ranker: gradient-boosted v2 vs BM25",
@@ -253,9 +258,7 @@ class Command(BaseCommand):
 
     def _model_rollout(self, raw_key: str) -> None:
         """Issue 10's story: a slower, flakier candidate model rolled back automatically
-        (experiments/management/demo_rollout.py; its own users and timing)."""
-        from experiments.management.demo_rollout import model_rollout_demo
-
+        (demo/rollout.py; its own users and timing)."""
         client = Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
         # Quiet: the report below says which arm was rolled back.
         model_rollout_demo(client=client, say=lambda line: None)
@@ -283,9 +286,6 @@ class Command(BaseCommand):
         (through /events, as an app would send them), and the snapshots are computed under a
         clock set to the end of their day, so the charts and "days running" show a week.
         """
-        from assignment.selectors import assignment_config
-        from experiments.auth import active_keys
-
         assignment_config.invalidate()
         active_keys.invalidate()
         client = Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
@@ -300,16 +300,7 @@ class Command(BaseCommand):
                 events: list[dict] = []
                 for i in range(day * per_day, (day + 1) * per_day):
                     events += self._user(app, rng, f"demo-user-{i}", day_start)
-                for start in range(0, len(events), 1000):
-                    response = client.post(
-                        "/api/v1/events",
-                        {"events": events[start : start + 1000]},
-                        content_type="application/json",
-                    )
-                    if response.status_code != 202:
-                        raise RuntimeError(
-                            f"/events refused the demo batch: {response.content!r}"
-                        )
+                events_post(client, events)
                 for experiment in Experiment.objects.filter(status=Status.RUNNING):
                     snapshot_compute_now(experiment=experiment)
                 if day == DAYS - 1:
@@ -329,21 +320,22 @@ class Command(BaseCommand):
         # Assigned locally by the Python client, as a real app does (the same answers as
         # POST /assign).
         for key, got in app.assign(unit, attributes).items():
-            if not got.in_experiment:
+            variant = got.variant
+            if not got.in_experiment or variant is None:  # in an experiment means a variant
                 continue
-            if rng.random() >= 1 - DROPPED_EXPOSURES.get((key, got.variant), 0.0):
+            if rng.random() >= 1 - DROPPED_EXPOSURES.get((key, variant), 0.0):
                 continue  # the app lost this exposure: it never reaches Variantlab
             events.append(
                 {
                     "type": "exposure",
                     "unit_id": unit,
                     "experiment": key,
-                    "variant": got.variant,
+                    "variant": variant,
                     "timestamp": seen.isoformat(),
                     "attributes": attributes,
                 }
             )
-            events += _outcomes(rng, unit, TRUTH[key][got.variant], seen)
+            events += _outcomes(rng, unit, TRUTH[key][variant], seen)
         return events
 
 
@@ -355,8 +347,6 @@ def _app_client(raw_key: str) -> tuple[VariantlabClient, WSGIServer]:
     client: it backdates them over the simulated week and loses some on purpose (the SRM
     experiment).
     """
-    from django.core.wsgi import get_wsgi_application
-
     class Quiet(WSGIRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
             pass

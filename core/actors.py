@@ -1,8 +1,9 @@
 """Who is acting: set by the request (admin user or API key) or a command; else the system.
 
-Services record entries without an `actor` argument on every call: the entry point says who
-acts once (the middleware for admin sessions, API key authentication, `acting_as` in
-commands), and everything else that changes data (beat, workers) is the system.
+Services record audit entries without an `actor` argument on every call: the entry point says
+who acts once (the middleware for admin sessions, API key authentication, `acting_as` in
+commands), and everything else that changes data (beat, workers) is the system. It lives in
+`core` because authentication (core/auth.py) sets it and the audit log (audit/) reads it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import models
 from django.http import HttpRequest, HttpResponse
 
-from audit.models import ActorType
+
+class ActorType(models.TextChoices):
+    USER = "user"
+    API_KEY = "api_key"
+    SYSTEM = "system"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +63,7 @@ def acting_as(actor: Actor) -> Iterator[None]:
         _actor.reset(token)
 
 
-class AuditActorMiddleware:
+class ActorMiddleware:
     """Makes the request's user (admin) or API key (set by authentication) the actor, and
     forgets both when the request ends: a thread serves many requests."""
 

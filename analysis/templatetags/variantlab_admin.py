@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import template
 
+from analysis.backlog import backlog as backlog_now
+
 register = template.Library()
 
 
@@ -11,6 +13,4 @@ register = template.Library()
 def backlog() -> dict[str, float | int | None]:
     """The oldest queued or running snapshot's age and the dead letters not yet replayed,
     as /readyz reports them."""
-    from config.health import _backlog
-
-    return _backlog()
+    return backlog_now()

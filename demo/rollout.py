@@ -26,6 +26,10 @@ from django.test import Client
 from django.utils import timezone
 from variantlab_client.config import LoadedConfig
 
+from analysis.guardrails import guardrail_head
+from analysis.services import snapshot_compute_now
+from analysis.tasks import guardrail_check_task
+from assignment.selectors import assignment_config
 from experiments import services
 from experiments.models import Experiment
 
@@ -95,7 +99,8 @@ def _config(client: Client) -> LoadedConfig:
     return LoadedConfig.parse(response.json(), response["ETag"])
 
 
-def _post(client: Client, events: list[dict[str, object]]) -> None:
+def events_post(client: Client, events: list[dict[str, object]]) -> None:
+    """POST `events` to /events in batches of 1000 (its limit); any refusal stops the demo."""
     for start in range(0, len(events), 1000):
         response = client.post(
             "/api/v1/events",
@@ -116,11 +121,6 @@ def model_rollout_demo(
 ) -> Experiment:
     """Create and start the model experiment, then simulate hours of traffic, running the
     guardrail monitor's task after each, until the candidate is rolled back (plus one hour)."""
-    from analysis.guardrails import guardrail_head
-    from analysis.services import snapshot_compute_now
-    from analysis.tasks import guardrail_check_task
-    from assignment.selectors import assignment_config
-
     experiment = Experiment.objects.filter(key=MODEL_EXPERIMENT_KEY).first()
     if experiment is None:
         experiment = services.experiment_save(data=MODEL_EXPERIMENT)
@@ -148,7 +148,7 @@ def model_rollout_demo(
                     }
                 )
             events += model_calls(rng, unit, got.variant, seen)
-        _post(client, events)
+        events_post(client, events)
         # The monitor's look, as beat schedules it (the chain head it was scheduled after).
         head = guardrail_head(experiment)
         guardrail_check_task.delay(experiment.pk, head.pk if head else None)
