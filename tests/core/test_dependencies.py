@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 # Lowest first: each may import the ones before it, never the ones after it.
 STAGES = ("core", "audit", "experiments", "assignment", "events", "analysis")
 ENTRY_POINTS = ("config", "demo")

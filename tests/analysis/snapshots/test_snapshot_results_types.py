@@ -33,7 +33,7 @@ from analysis.results import (
 from analysis.stats.analyze import Comparison
 from analysis.stats.decisions import DecisionSettings, DecisionState, LookResult, MetricInput
 from analysis.stats.inputs import VariantStats
-from tests.unit.stats.helpers import variant_from_values
+from tests.analysis.stats.helpers import variant_from_values
 
 REL = 1e-9
 AT = "2026-11-28T11:00:00+00:00"
