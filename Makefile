@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo run test lint typecheck format worker beat bench
+.PHONY: install demo run test test-unit lint typecheck format worker beat bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ test: install
 	$(BIN)/ruff check .
 	$(MAKE) typecheck
 	bash scripts/test.sh
+
+## Only the tests marked `unit` (tests/markers.py), with a PostgreSQL URL nothing answers and no
+## broker: proves they need no database and no service. The database and process tests run in
+## `make test`.
+UNIT_MARKERS ?= unit and not slow
+test-unit: install
+	env -u CELERY_BROKER_URL -u REDIS_URL DATABASE_URL=postgres://nobody@127.0.0.1:1/unreachable \
+	  $(BIN)/python -m pytest -m "$(UNIT_MARKERS)" -q -p no:cacheprovider
 
 lint: install
 	$(BIN)/ruff check .

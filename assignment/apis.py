@@ -57,7 +57,7 @@ class AssignApi(APIView):
     # 401/403, other content types or Accept headers. The usual request, a well-formed JSON body
     # from a known key with the `assign` scope, is answered by `_answer_usual` in plain Django,
     # because DRF's per-request machinery cost about as much CPU as assigning ten experiments.
-    # Both give the same status, headers and body (tests/unit/api/test_assign_api.py).
+    # Both give the same status, headers and body (tests/assignment/test_assign_api.py).
 
     required_scopes = "assign"
 

@@ -154,7 +154,7 @@ def ingest_task_body(encoded_records: Sequence[bytes], rest: Sequence[Any]) -> b
     """The body (protocol 2: args, kwargs, embed) of `events_ingest_task({"assignments":
     [records]})` as Celery's JSON serializer writes it, from records already encoded and the
     message's kwargs and embed (`rest`). Byte for byte what kombu's `dumps` gives for the same
-    message (tests/unit/assignment/test_exposure_publish.py)."""
+    message (tests/assignment/test_exposure_publish.py)."""
     tail = _encode_json(list(rest)).encode()  # '[{}, {"callbacks": null, ...}]'
     return b'[[{"assignments": [' + b", ".join(encoded_records) + b"]}], " + tail[1:]
 

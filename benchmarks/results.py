@@ -3,7 +3,7 @@
 Creates its own PostgreSQL database (dropped first, dropped again at the end unless --keep),
 migrates it, seeds one running experiment with `--snapshots` finished snapshots of `--metrics`
 metrics each (Snapshot rows with full §8 results JSON plus their SnapshotComparison rows,
-written directly with bulk inserts by `tests.unit.dashboard.seeding`) and nine more analysed
+written directly with bulk inserts by `tests.analysis.dashboard.seeding`) and nine more analysed
 experiments for the overview. Then it times, in-process with Django's test Client logged in as
 a superuser, the results page, the dashboard overview and, as the baseline in the same run, the
 plain admin changelist of experiments: warm-up requests first, then `--repeat` requests each,
@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> None:
     from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
 
+    from tests.analysis.dashboard.seeding import seed_history
     from tests.factories import make_experiment
-    from tests.unit.dashboard.seeding import seed_history
 
     started = time.perf_counter()
     call_command("migrate", verbosity=0)

@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-# Django is imported inside the fixtures so the pure suites (tests/unit/stats, .../assignment)
-# also run with `-p no:django`.
+# Django is imported inside the fixtures so the pure suites (tests/analysis/stats,
+# tests/assignment) also run with `-p no:django`.
 
 
 def production_mode() -> bool:
@@ -22,6 +22,13 @@ def production_mode() -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from tests.markers import kind_markers
+
+    # `unit` (no database, no process) or `db`, so that `pytest -m unit` needs no services.
+    for item in items:
+        names = [marker.name for marker in item.iter_markers()]
+        for name in kind_markers(names, getattr(item, "fixturenames", ())):
+            item.add_marker(name)
     if not config.pluginmanager.has_plugin("django") or production_mode():
         return
     reason = "integration test: needs DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis)"

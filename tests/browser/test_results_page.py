@@ -26,9 +26,9 @@ def test_results_page__staff_in_chromium__summary_table_charts_and_analyze(
 ) -> None:
     from django.utils import timezone
 
-    from experiments.models import Experiment, ExperimentMetric
-    from tests.factories import MetricFactory, make_experiment
-    from tests.unit.dashboard.seeding import seed_history
+    from experiments.models import Experiment
+    from tests.analysis.dashboard.seeding import seed_history
+    from tests.factories import ExperimentMetricFactory, MetricFactory, make_experiment
 
     # Given a superuser and an experiment with 30 seeded snapshots of 10 metrics
     django_user_model.objects.create_superuser("boss", "boss@example.com", "s3cret-pass")
@@ -39,7 +39,7 @@ def test_results_page__staff_in_chromium__summary_table_charts_and_analyze(
     Experiment.objects.filter(pk=experiment.pk).update(
         planned_sample_size=20_000, started_at=now - dt.timedelta(days=14)
     )
-    ExperimentMetric.objects.create(experiment=experiment, metric=MetricFactory(), role="primary")
+    ExperimentMetricFactory(experiment=experiment, metric=MetricFactory(), role="primary")
     seed_history(experiment, snapshots=30, metrics=10, start=now - dt.timedelta(hours=30))
     page = browser_page
 
