@@ -32,6 +32,7 @@ run: install
 ## The whole suite: embedded mode, then PostgreSQL + Redis + a real Celery worker when they answer.
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(MAKE) typecheck
 	bash scripts/test.sh
 

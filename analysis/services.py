@@ -55,6 +55,7 @@ from experiments.models import Experiment, Status
 
 logger = logging.getLogger(__name__)
 
+
 def snapshot_request(*, experiment: Experiment) -> Snapshot:
     """Queue a snapshot on a worker, or return the one already queued or running.
 

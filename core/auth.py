@@ -46,8 +46,10 @@ def api_key_model() -> Any:
 
 
 def _load_active_keys() -> dict[str, ApiKeyIdentity]:
-    rows = api_key_model().objects.filter(is_active=True).values_list(
-        "hashed_key", "id", "name", "scopes", "rate_limit"
+    rows = (
+        api_key_model()
+        .objects.filter(is_active=True)
+        .values_list("hashed_key", "id", "name", "scopes", "rate_limit")
     )
     return {
         h: ApiKeyIdentity(pk, name, frozenset(scopes), limit)
@@ -61,7 +63,8 @@ active_keys = VersionedCache(_load_active_keys)
 def _fresh_key(hashed: str) -> ApiKeyIdentity | None:
     """A key created since the table was loaded works at once (one indexed read on a miss)."""
     row = (
-        api_key_model().objects.filter(hashed_key=hashed, is_active=True)
+        api_key_model()
+        .objects.filter(hashed_key=hashed, is_active=True)
         .values_list("id", "name", "scopes", "rate_limit")
         .first()
     )

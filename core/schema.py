@@ -33,6 +33,7 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignor
             ),
         }
 
+
 ERROR_COMPONENT = "Error"
 
 ERROR_SCHEMA: dict[str, Any] = {

@@ -619,9 +619,7 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
                 "rollback",
                 variant,
                 reason=request.GET.get("reason", ""),
-                action=reverse(
-                    "admin:experiments_experiment_rollback", args=[object_id, variant]
-                ),
+                action=reverse("admin:experiments_experiment_rollback", args=[object_id, variant]),
             )
         try:
             services.variant_rollback(
@@ -662,9 +660,7 @@ class ExperimentAdmin(RoleCheckedActionsMixin, admin.ModelAdmin):
             or reverse("admin:experiments_experiment_move", args=[experiment.pk, move]),
             "change_url": reverse("admin:experiments_experiment_change", args=[experiment.pk]),
         }
-        return TemplateResponse(
-            request, "admin/experiments/experiment/confirm_move.html", context
-        )
+        return TemplateResponse(request, "admin/experiments/experiment/confirm_move.html", context)
 
     def _apply_move(
         self, request: HttpRequest, experiment: Experiment, move: str, variant: str = ""

@@ -196,7 +196,6 @@ def simulated_clock(at: datetime) -> Iterator[None]:
         yield
 
 
-
 class Command(BaseCommand):
     help = (
         "Migrate, create a demo admin and API key, seed ML experiments and drive simulated "
@@ -223,9 +222,7 @@ class Command(BaseCommand):
         sent = 0
         if fresh:
             self.stdout.write(f"Simulating a week of traffic: {units:,} users…")
-            with override_settings(
-                EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"
-            ):
+            with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
                 mail.outbox = []
                 self._traffic(units, raw_key, week_start)
                 self._model_rollout(raw_key)
@@ -347,6 +344,7 @@ def _app_client(raw_key: str) -> tuple[VariantlabClient, WSGIServer]:
     client: it backdates them over the simulated week and loses some on purpose (the SRM
     experiment).
     """
+
     class Quiet(WSGIRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
             pass
