@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analysis.results import look_info, metric_result, srm_result, warning_result
+from analysis.results import look_info, metric_result, warning_result
 from analysis.selectors import latest_snapshot
 from analysis.serializers import (
     BoundariesOutput,
@@ -232,7 +232,7 @@ class StatsApi(APIView):
             "correction": result.correction,
             "look": look_info(result.look).to_json(),
             "warnings": [warning_result(w).to_json() for w in result.warnings],
-            "srm": srm_result(result.srm).to_json(),
+            "srm": result.srm.to_dict(),
             "metric_type": metric_type,
             "cuped": metric_look.cuped,
             "variants": [v.to_json() for v in metric_look.variants],

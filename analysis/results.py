@@ -240,48 +240,19 @@ class MetricResult:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class SrmResult:
-    """The sample ratio mismatch check of a look (docs/api.md §7)."""
-
-    p_value: float | None
-    observed: dict[str, int]
-    expected_weights: dict[str, float]
-    flagged: bool
-    threshold: float = DEFAULT_SRM_THRESHOLD
-    sequential_p_value: float | None = None
-    # Sent only when set.
-    reason: str | None = None
-    first_flagged_at: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        result: dict[str, Any] = {
-            "p_value": self.p_value,
-            "observed": dict(self.observed),
-            "expected_weights": dict(self.expected_weights),
-            "flagged": self.flagged,
-            "threshold": self.threshold,
-            "sequential_p_value": self.sequential_p_value,
-        }
-        if self.reason is not None:
-            result["reason"] = self.reason
-        if self.first_flagged_at is not None:
-            result["first_flagged_at"] = self.first_flagged_at
-        return result
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> SrmResult:
-        threshold = _number(data.get("threshold"))
-        return cls(
-            p_value=_number(data.get("p_value")),
-            observed=dict(_mapping(data.get("observed"))),
-            expected_weights=dict(_mapping(data.get("expected_weights"))),
-            flagged=bool(data.get("flagged")),
-            threshold=DEFAULT_SRM_THRESHOLD if threshold is None else threshold,
-            sequential_p_value=_number(data.get("sequential_p_value")),
-            reason=_text(data.get("reason")),
-            first_flagged_at=_text(data.get("first_flagged_at")),
-        )
+def srm_from_json(data: Mapping[str, Any]) -> SRMResult:
+    """The engine's SRM result (analysis.stats.srm) as a snapshot stored it."""
+    threshold = _number(data.get("threshold"))
+    return SRMResult(
+        p_value=_number(data.get("p_value")),
+        observed=dict(_mapping(data.get("observed"))),
+        expected_weights=dict(_mapping(data.get("expected_weights"))),
+        flagged=bool(data.get("flagged")),
+        threshold=DEFAULT_SRM_THRESHOLD if threshold is None else threshold,
+        sequential_p_value=_number(data.get("sequential_p_value")),
+        reason=_text(data.get("reason")),
+        first_flagged_at=_text(data.get("first_flagged_at")),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,7 +383,7 @@ class SnapshotResults:
     correction: str
     look: LookInfo
     warnings: tuple[ResultWarning, ...]
-    srm: SrmResult
+    srm: SRMResult
     metrics: tuple[MetricResult, ...]
     # None only in results stored before the decision rule kept it.
     guardrail_status: str | None
@@ -441,7 +412,7 @@ class SnapshotResults:
             "correction": self.correction,
             "look": self.look.to_json(),
             "warnings": [w.to_json() for w in self.warnings],
-            "srm": self.srm.to_json(),
+            "srm": self.srm.to_dict(),
             "metrics": [m.to_json() for m in self.metrics],
             "guardrail_status": self.guardrail_status,
             "guardrail_alerts": [a.to_json() for a in self.guardrail_alerts],
@@ -470,7 +441,7 @@ class SnapshotResults:
                 for w in _items(data.get("warnings"))
                 if isinstance(w, Mapping)
             ),
-            srm=SrmResult.from_json(_mapping(data.get("srm"))),
+            srm=srm_from_json(_mapping(data.get("srm"))),
             metrics=tuple(
                 MetricResult.from_json(m)
                 for m in _items(data.get("metrics"))
@@ -548,19 +519,6 @@ def metric_result(
     )
 
 
-def srm_result(srm: SRMResult) -> SrmResult:
-    return SrmResult(
-        p_value=srm.p_value,
-        observed=dict(srm.observed),
-        expected_weights=dict(srm.expected_weights),
-        flagged=srm.flagged,
-        threshold=srm.threshold,
-        sequential_p_value=srm.sequential_p_value,
-        reason=srm.reason,
-        first_flagged_at=srm.first_flagged_at,
-    )
-
-
 def look_info(look: Look) -> LookInfo:
     return LookInfo(look.number, look.information_fraction, look.z_boundary, look.final)
 
@@ -633,7 +591,7 @@ def snapshot_results(look: LookResult, inputs: SnapshotInputs) -> SnapshotResult
         correction=look.correction,
         look=look_info(look.look),
         warnings=tuple(warning_result(w) for w in look.warnings),
-        srm=srm_result(look.srm),
+        srm=look.srm,
         metrics=tuple(
             metric_result(
                 m,

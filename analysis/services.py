@@ -38,7 +38,6 @@ from analysis.results import (
     ExposureDayCount,
     SnapshotInputs,
     SnapshotResults,
-    SrmResult,
     snapshot_look,
 )
 from analysis.selectors import (
@@ -49,6 +48,7 @@ from analysis.selectors import (
 from analysis.stats.decisions import (
     DecisionState,
 )
+from analysis.stats.srm import SRMResult
 from audit.services import audit_record
 from core.actors import SYSTEM
 from experiments.models import Experiment, Status
@@ -153,7 +153,7 @@ def snapshot_compute(*, snapshot_id: int) -> Snapshot | None:
     return snapshot
 
 
-def _srm_flag_raised(experiment: Experiment, srm: SrmResult) -> None:
+def _srm_flag_raised(experiment: Experiment, srm: SRMResult) -> None:
     """A new SRM flag (it stays once set): an audit entry by the system and an alert."""
     p = srm.sequential_p_value
     message = (
