@@ -162,8 +162,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Tasks of a worker that died are redelivered after this many seconds. Tasks are idempotent,
 # so a short timeout only risks a harmless replay of a slow task.
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=300)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=300),
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # Workers take a Redis mutex to restore orphaned tasks; one killed while holding it would
+    # block every other worker's redelivery for kombu's default of 300 s. A restore takes
+    # milliseconds, and a replay is harmless (tasks are idempotent), so let it lapse sooner.
+    "unacked_mutex_expire": min(60, CELERY_VISIBILITY_TIMEOUT),
     # Look for such orphaned tasks every N seconds (one cheap sorted-set read each time).
     "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
     "unacked_restore_throttle": 1,

@@ -111,6 +111,22 @@ def test_worker_killed_mid_stream__every_event_stored_exactly_once(api, workers)
     assert Outcome.objects.values("event_id").distinct().count() == 20_000
 
 
+def test_broker_channel__restore_mutex__lapses_within_the_visibility_timeout() -> None:
+    # Given the broker connection the workers open, with the service's transport options
+    from config.celery import app
+
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        # Then kombu's Redis channel took the options: the restore mutex of a worker killed
+        # while holding it lapses no later than the visibility timeout, not after 300 s, so the
+        # survivor redelivers the dead worker's tasks (the test above) in seconds
+        assert (
+            channel.visibility_timeout == app.conf.broker_transport_options["visibility_timeout"]
+        )
+        assert channel.unacked_mutex_expire <= channel.visibility_timeout
+        assert channel.unacked_mutex_expire < 300
+
+
 def test_redis_stopped_while_posting__503_not_lost(raw_key, own_redis, web_server, workers):
     # Given web and worker processes on a Redis of the test's own (persisting to disk)
     broker = {
