@@ -100,7 +100,7 @@ def metric_variant_stats(
 
 
 def quantile_variant_stats(*, experiment: Experiment, metric: Metric) -> dict[str, VariantStats]:
-    """A quantile metric's arms (CONTRACT §8.2) as sufficient statistics, keyed by variant.
+    """A quantile metric's arms (docs/api.md §6) as sufficient statistics, keyed by variant.
 
     Two queries over the events of analysed units (at or after their first exposure, within
     the conversion window if set), every variant at once:

@@ -1,7 +1,7 @@
 """Guarded rollouts in simulation (issue 10): A/A false rollbacks, time to roll back a regression.
 
 Each simulated experiment has a control and one treatment with ``model_guardrails`` on, so the
-three model guardrails of CONTRACT §8.2, each counting a rise as harm:
+three model guardrails (docs/api.md §10), each counting a rise as harm:
 
 - ``model_latency_p95``: the 0.95 quantile of every call's latency (``aggregation: quantile``),
   through `analysis.stats.quantile` (Q̂ and its clustered delta-method standard error, exactly

@@ -133,7 +133,7 @@ class ExperimentInput(serializers.Serializer):
     metrics = MetricRoleInput(many=True, required=False)
     analysis = AnalysisInput(required=False)
     planned_sample_size = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    # CONTRACT §8.2: links p95 model latency, model error rate and cost per unit as guardrails.
+    # docs/api.md §10 (model guardrails): links p95 model latency, model error rate and cost per unit as guardrails.
     model_guardrails = serializers.BooleanField(required=False)
 
     def validate_forced_assignments(self, value: dict) -> dict:
@@ -379,7 +379,7 @@ class MetricInput(serializers.Serializer):
         min_value=1, required=False, allow_null=True
     )
     cuped_lookback_days = serializers.IntegerField(min_value=0, max_value=365, required=False)
-    # Quantile metrics only (CONTRACT §8.2): 0 < q < 1, checked with the aggregation.
+    # Quantile metrics only (docs/api.md §1): 0 < q < 1, checked with the aggregation.
     quantile = serializers.FloatField(
         min_value=0.0, max_value=1.0, required=False, allow_null=True
     )

@@ -106,7 +106,7 @@ class Metric(models.Model):
     cuped_lookback_days = models.PositiveIntegerField(
         default=14, help_text="Pre-exposure window for the CUPED covariate; 0 turns CUPED off."
     )
-    # CONTRACT §8.2: quantile metrics only, 0 < q < 1 (0.95 = p95 of the event values).
+    # docs/api.md §1: quantile metrics only, 0 < q < 1 (0.95 = p95 of the event values).
     quantile = models.FloatField(
         null=True,
         blank=True,
@@ -214,7 +214,7 @@ class Experiment(models.Model):
     min_units_per_variant = models.PositiveIntegerField(
         default=100, help_text="No decision while either arm has fewer analysed units."
     )
-    # CONTRACT §8.2: create-time switch; the three model guardrails are linked at creation.
+    # docs/api.md §10 (model guardrails): create-time switch; the three model guardrails are linked at creation.
     model_guardrails = models.BooleanField(
         default=False,
         help_text=(

@@ -95,7 +95,7 @@ PLAIN_FIELDS = (
     "condition",
     "planned_sample_size",
 )
-# CONTRACT §8.2: the standard model events and the guardrails `model_guardrails` links. Missing
+# docs/api.md §10 (model guardrails): the standard model events and the guardrails `model_guardrails` links. Missing
 # metrics are created (with an audit entry each) the first time an experiment asks for them.
 MODEL_GUARDRAIL_METRICS: tuple[dict[str, Any], ...] = (
     {
@@ -399,7 +399,7 @@ def experiment_save(
 
 
 def model_guardrail_metrics() -> list[Metric]:
-    """The three standard model metrics (CONTRACT §8.2), created through `metric_save` when
+    """The three standard model metrics (docs/api.md §10), created through `metric_save` when
     missing; existing metrics of those keys are used as they are."""
     keys = [d["key"] for d in MODEL_GUARDRAIL_METRICS]
     found = {m.key: m for m in Metric.objects.filter(key__in=keys)}

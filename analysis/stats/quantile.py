@@ -1,4 +1,4 @@
-"""Event-level quantile metrics with unit clustering (CONTRACT §8.2; Deng, Knoblich & Lu 2018).
+"""Event-level quantile metrics with unit clustering (docs/api.md §6; Deng, Knoblich & Lu 2018).
 
 A quantile metric's arm estimate is the q-quantile Q̂ of the values of *all events* of the
 arm's units (e.g. p95 over every model call), with PostgreSQL's ``percentile_cont`` / numpy's

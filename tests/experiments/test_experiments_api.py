@@ -260,7 +260,7 @@ def test_metrics__create_list_patch__contract_shape(api) -> None:
         **body,
         "winsorize_percentile": 99.0,
         "cuped_lookback_days": 14,
-        "quantile": None,  # CONTRACT §8.2: quantile metrics only
+        "quantile": None,  # docs/api.md §1: quantile metrics only
     }
     assert [m["key"] for m in api.get("/api/v1/metrics").json()] == ["ctr"]
     patched = api.patch("/api/v1/metrics/ctr", {"direction": "decrease"}, format="json")

@@ -1,4 +1,4 @@
-"""Quantile metrics and `model_guardrails` over the API (CONTRACT §8.2)."""
+"""Quantile metrics and `model_guardrails` over the API (docs/api.md §10, model guardrails)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A quantile metric through a real snapshot and the results page (CONTRACT §8.2): each
+"""A quantile metric through a real snapshot and the results page (docs/api.md §6): each
 variant's `mean` is numpy's quantile of its units' events, the absolute effect the difference
 of those quantiles, and the dashboard shows it like any metric."""
 

@@ -1,4 +1,4 @@
-"""Quantile metrics (CONTRACT §8.2): coverage in seeded simulation, against analytic truth.
+"""Quantile metrics (docs/api.md §6): coverage in seeded simulation, against analytic truth.
 
 Latencies are lognormal with a per-unit random effect (units differ, so a unit's calls are
 correlated) and 1–20 calls per unit, independent of the effect: every event is then
