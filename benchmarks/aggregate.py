@@ -1,11 +1,13 @@
 """Benchmark: SQL sufficient statistics (`analysis.selectors.metric_variant_stats`) on PostgreSQL.
 
 Creates its own database (dropped and recreated), runs the migrations there, loads exposures and
-outcomes with COPY, ANALYZEs, then times the selector for a conversion metric and for a sum
-metric with CUPED against a hand-written minimal GROUP BY over the same rows (exposures joined
-to the metric's outcomes at or after exposure, grouped by variant: count, Σ, Σ²), several times
-each, in the same run. It prints the medians, their ratio and the process's peak RSS before and
-after the timed calls (the load runs in a child process so it does not inflate the figure).
+outcomes with COPY, ANALYZEs, then times the selector for a conversion metric, a sum metric
+with CUPED and a p95 (quantile) metric against a hand-written minimal GROUP BY over the same rows
+(exposures joined to the metric's outcomes at or after exposure, grouped by variant: count, Σ,
+Σ²) and against the same join reading the 14-day lookback too (still no per-unit values),
+interleaved: every query once per round, several rounds. It prints the medians, their ratio to
+the bare GROUP BY and the process's peak RSS before and after the timed calls (the load runs in
+a child process so it does not inflate the figure).
 
     .venv/bin/python benchmarks/aggregate.py                      # 1M units, 10M outcomes
     .venv/bin/python benchmarks/aggregate.py --units 20000 --outcomes 200000  # smoke run
@@ -311,17 +313,44 @@ BASELINE = """
 """
 
 
+# The same join reading the CUPED lookback too (as the sum + CUPED selector must), still without
+# per-unit values: what is left of the selector's time above it is the per-unit step.
+LOOKBACK_JOIN = """
+    SELECT e.variant, COUNT(*),
+           SUM(CASE WHEN o.timestamp >= e.first_exposed_at THEN o.value ELSE 0 END),
+           SUM(CASE WHEN o.timestamp < e.first_exposed_at THEN o.value ELSE 0 END)
+    FROM events_exposure e
+    JOIN events_outcome o
+      ON o.unit_id = e.unit_id AND o.name = %s
+     AND o.timestamp >= e.first_exposed_at - INTERVAL '14 days'
+    WHERE e.experiment_id = %s AND NOT e.multiple_variants
+    GROUP BY e.variant
+"""
+
+
 def measure(args: argparse.Namespace) -> None:
     import django
 
     django.setup()
     from django.db import connection
 
-    from analysis.selectors import metric_variant_stats
+    from analysis.selectors import metric_variant_stats, quantile_variant_stats
     from experiments.models import Experiment, Metric
 
     experiment = Experiment.objects.get(key="bench")
     metrics = {m.aggregation: m for m in Metric.objects.filter(key__startswith="bench-")}
+    # p95 of the metric's event values (a model-latency guardrail's shape); created here so a
+    # database loaded before quantile metrics existed is timed too.
+    p95, _ = Metric.objects.update_or_create(
+        key="bench-p95",
+        defaults={
+            "event": EVENT,
+            "aggregation": "quantile",
+            "quantile": 0.95,
+            "cuped_lookback_days": 0,
+            "winsorize_percentile": None,
+        },
+    )
     with connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM events_exposure")
         units = cursor.fetchone()[0]
@@ -330,19 +359,30 @@ def measure(args: argparse.Namespace) -> None:
         cursor.execute("SHOW work_mem")
         work_mem = cursor.fetchone()[0]
 
-    def baseline() -> None:
-        with connection.cursor() as cursor:
-            cursor.execute(BASELINE, [EVENT, experiment.pk])
-            cursor.fetchall()
+    def query(sql: str):
+        def run() -> None:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [EVENT, experiment.pk])
+                cursor.fetchall()
 
+        return run
+
+    calls = {
+        "baseline GROUP BY": query(BASELINE),
+        "join with 14-day lookback": query(LOOKBACK_JOIN),
+        "selector conversion": lambda: metric_variant_stats(
+            experiment=experiment, metric=metrics["conversion"]
+        ),
+        "selector sum + CUPED": lambda: metric_variant_stats(
+            experiment=experiment, metric=metrics["sum"]
+        ),
+        "selector p95 (quantile)": lambda: quantile_variant_stats(
+            experiment=experiment, metric=p95
+        ),
+    }
     print(f"{units:,} exposed units, {outcomes:,} outcomes, work_mem {work_mem}")
     rss_before = peak_rss_mb()
-    figures = {"baseline GROUP BY": timed(baseline, args.repeat)}
-    for label, metric in (("conversion", metrics["conversion"]), ("sum + CUPED", metrics["sum"])):
-        figures[f"selector {label}"] = timed(
-            lambda metric=metric: metric_variant_stats(experiment=experiment, metric=metric),
-            args.repeat,
-        )
+    figures = interleaved(calls, args.repeat)
     rss_after = peak_rss_mb()
 
     base = figures["baseline GROUP BY"]
@@ -590,13 +630,17 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def timed(call, repeat: int) -> list[float]:
-    call()  # warm the cache: every run then reads from the same buffers
-    runs = []
-    for _ in range(repeat):
-        started = time.perf_counter()
+def interleaved(calls: dict, repeat: int) -> dict[str, list[float]]:
+    """Each call once to warm the cache, then `repeat` rounds of every call in turn, so a change
+    of the machine's load hits every query alike."""
+    for call in calls.values():
         call()
-        runs.append(time.perf_counter() - started)
+    runs: dict[str, list[float]] = {label: [] for label in calls}
+    for _ in range(repeat):
+        for label, call in calls.items():
+            started = time.perf_counter()
+            call()
+            runs[label].append(time.perf_counter() - started)
     return runs
 
 
