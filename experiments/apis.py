@@ -133,7 +133,7 @@ class ExperimentInput(serializers.Serializer):
     metrics = MetricRoleInput(many=True, required=False)
     analysis = AnalysisInput(required=False)
     planned_sample_size = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    # docs/api.md §10 (model guardrails): links p95 model latency, model error rate and cost per unit as guardrails.
+    # docs/api.md §10: links p95 model latency, model error rate and cost per unit as guardrails.
     model_guardrails = serializers.BooleanField(required=False)
 
     def validate_forced_assignments(self, value: dict) -> dict:

@@ -214,7 +214,7 @@ class Experiment(models.Model):
     min_units_per_variant = models.PositiveIntegerField(
         default=100, help_text="No decision while either arm has fewer analysed units."
     )
-    # docs/api.md §10 (model guardrails): create-time switch; the three model guardrails are linked at creation.
+    # docs/api.md §10: create-time switch; the three model guardrails are linked at creation.
     model_guardrails = models.BooleanField(
         default=False,
         help_text=(

@@ -95,7 +95,7 @@ PLAIN_FIELDS = (
     "condition",
     "planned_sample_size",
 )
-# docs/api.md §10 (model guardrails): the standard model events and the guardrails `model_guardrails` links. Missing
+# docs/api.md §10: the standard model events and the guardrails `model_guardrails` links. Missing
 # metrics are created (with an audit entry each) the first time an experiment asks for them.
 MODEL_GUARDRAIL_METRICS: tuple[dict[str, Any], ...] = (
     {

@@ -1,4 +1,4 @@
-"""Guarded rollout on PostgreSQL, Redis and real processes (issue 10; docs/api.md §6 quantile metrics, §10 rollback).
+"""Guarded rollout on PostgreSQL, Redis and real processes (issue 10; docs/api.md §6, §10).
 
 A gunicorn server takes the traffic, a Celery worker with beat runs the guardrail monitor,
 ingests events and delivers alerts. Simulated users flow through /assign and /events while
