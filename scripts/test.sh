@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
-# Runs the suite twice, the way users run Variantlab:
-#   1. embedded defaults: SQLite and eager Celery (no services needed);
-#   2. production mode: PostgreSQL, Redis and real Celery worker processes started by the tests.
-# Run 2 is skipped, and said so, when PostgreSQL or Redis does not answer, unless
-# VARIANTLAB_REQUIRE_SERVICES=1 (as in CI), which turns that skip into a failure.
+# Runs the suite the way users run Variantlab, each test where its result can differ:
+#   1. unit tests (marker `unit`: no database, no process), once, against a PostgreSQL URL
+#      nothing answers and without a broker, which proves they need neither; on every core, as
+#      they share nothing;
+#   2. embedded defaults: SQLite and eager Celery (no services needed), the database tests;
+#   3. production mode: PostgreSQL, Redis and real Celery worker processes started by the tests,
+#      every test that is not a unit test (database, integration, browser, slow).
+# Run 3 is skipped, and said so, when PostgreSQL or Redis does not answer, unless
+# VARIANTLAB_REQUIRE_SERVICES=1 (as in CI), which turns that skip into a failure; the browser
+# tests then run in run 2 instead.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 PG_URL=${VARIANTLAB_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/variantlab}
 REDIS_URL_TEST=${VARIANTLAB_TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
 mkdir -p artifacts
-
-echo "== 1/2 embedded mode: SQLite, eager Celery =="
-env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL \
-  "$PY" -m pytest -m "not integration and not slow" -q -p no:cacheprovider "$@"
-embedded=$?
 
 services_up() {
   "$PY" - "$PG_URL" "$REDIS_URL_TEST" <<'PYEOF'
@@ -30,10 +30,29 @@ except Exception as exc:
 PYEOF
 }
 
-echo "== 2/2 production mode: PostgreSQL, Redis, real Celery workers =="
+echo "== 1/3 unit tests: no database (an unreachable PostgreSQL URL), no broker =="
+env -u CELERY_BROKER_URL -u REDIS_URL DATABASE_URL=postgres://nobody@127.0.0.1:1/unreachable \
+  "$PY" -m pytest -m "unit" -q -p no:cacheprovider -n auto "$@"
+unit=$?
+
 if services_up; then
+  with_services=1
+  # Pages render the same on either database: Chromium drives them once, in run 3.
+  embedded_markers="not unit and not integration and not slow and not browser"
+else
+  with_services=0
+  embedded_markers="not unit and not integration and not slow"
+fi
+
+echo "== 2/3 embedded mode: SQLite, eager Celery =="
+env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL \
+  "$PY" -m pytest -m "$embedded_markers" -q -p no:cacheprovider "$@"
+embedded=$?
+
+echo "== 3/3 production mode: PostgreSQL, Redis, real Celery workers =="
+if [ "$with_services" = "1" ]; then
   DATABASE_URL=$PG_URL CELERY_BROKER_URL=$REDIS_URL_TEST REDIS_URL=$REDIS_URL_TEST \
-    "$PY" -m pytest -q -p no:cacheprovider "$@"
+    "$PY" -m pytest -m "not unit" -q -p no:cacheprovider "$@"
   production=$?
 elif [ "${VARIANTLAB_REQUIRE_SERVICES:-0}" = "1" ]; then
   echo "FAIL: PostgreSQL or Redis is not answering and VARIANTLAB_REQUIRE_SERVICES=1."
@@ -44,4 +63,7 @@ else
   production=0
 fi
 
-[ "$embedded" -eq 0 ] && [ "$production" -eq 0 ]
+# With arguments (a file, a -k filter) a run may select no test (pytest's exit code 5): fine.
+ARGS=$#
+passed() { [ "$1" -eq 0 ] || { [ "$ARGS" -gt 0 ] && [ "$1" -eq 5 ]; }; }
+passed "$unit" && passed "$embedded" && passed "$production"
