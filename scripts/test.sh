@@ -3,7 +3,8 @@
 #   1. unit tests (marker `unit`: no database, no process), once, against a PostgreSQL URL
 #      nothing answers and without a broker, which proves they need neither; on every core, as
 #      they share nothing;
-#   2. embedded defaults: SQLite and eager Celery (no services needed), the database tests;
+#   2. embedded defaults: SQLite and eager Celery (no services needed), the database tests, on
+#      every core;
 #   3. production mode: PostgreSQL, Redis and real Celery worker processes started by the tests,
 #      every test that is not a unit test (database, integration, browser, slow).
 # Run 3 is skipped, and said so, when PostgreSQL or Redis does not answer, unless
@@ -45,9 +46,20 @@ else
 fi
 
 echo "== 2/3 embedded mode: SQLite, eager Celery =="
+# Each pytest-xdist worker has its own in-memory database; a file's tests stay on one worker.
+# The schema fuzz runs on its own: it counts the requests of schemathesis' generated tests,
+# which a worker does not see in full.
+FUZZ=tests/core/test_api_fuzz.py
 env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL \
-  "$PY" -m pytest -m "$embedded_markers" -q -p no:cacheprovider "$@"
+  "$PY" -m pytest -m "$embedded_markers" -q -p no:cacheprovider -n auto --dist loadfile \
+  --ignore="$FUZZ" "$@"
 embedded=$?
+if [ "$#" -eq 0 ]; then
+  env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL \
+    "$PY" -m pytest -m "$embedded_markers" -q -p no:cacheprovider "$FUZZ"
+  fuzz=$?
+  [ "$fuzz" -eq 0 ] || embedded=$fuzz
+fi
 
 echo "== 3/3 production mode: PostgreSQL, Redis, real Celery workers =="
 if [ "$with_services" = "1" ]; then
