@@ -3,13 +3,12 @@
 #   1. unit tests (marker `unit`: no database, no process), once, against a PostgreSQL URL
 #      nothing answers and without a broker, which proves they need neither; on every core, as
 #      they share nothing;
-#   2. embedded defaults: SQLite and eager Celery (no services needed), the database tests, on
-#      every core;
+#   2. embedded defaults: SQLite and eager Celery (no services needed), the database and browser
+#      tests, on every core;
 #   3. production mode: PostgreSQL, Redis and real Celery worker processes started by the tests,
-#      every test that is not a unit test (database, integration, browser, slow).
+#      every test but the unit and browser tests (database, integration, slow).
 # Run 3 is skipped, and said so, when PostgreSQL or Redis does not answer, unless
-# VARIANTLAB_REQUIRE_SERVICES=1 (as in CI), which turns that skip into a failure; the browser
-# tests then run in run 2 instead.
+# VARIANTLAB_REQUIRE_SERVICES=1 (as in CI), which turns that skip into a failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -36,14 +35,8 @@ env -u CELERY_BROKER_URL -u REDIS_URL DATABASE_URL=postgres://nobody@127.0.0.1:1
   "$PY" -m pytest -m "unit" -q -p no:cacheprovider -n auto "$@"
 unit=$?
 
-if services_up; then
-  with_services=1
-  # Pages render the same on either database: Chromium drives them once, in run 3.
-  embedded_markers="not unit and not integration and not slow and not browser"
-else
-  with_services=0
-  embedded_markers="not unit and not integration and not slow"
-fi
+# Pages render the same on either database: Chromium drives them once, in run 2.
+embedded_markers="not unit and not integration and not slow"
 
 echo "== 2/3 embedded mode: SQLite, eager Celery =="
 # Each pytest-xdist worker has its own in-memory database; a file's tests stay on one worker.
@@ -62,9 +55,9 @@ if [ "$#" -eq 0 ]; then
 fi
 
 echo "== 3/3 production mode: PostgreSQL, Redis, real Celery workers =="
-if [ "$with_services" = "1" ]; then
+if services_up; then
   DATABASE_URL=$PG_URL CELERY_BROKER_URL=$REDIS_URL_TEST REDIS_URL=$REDIS_URL_TEST \
-    "$PY" -m pytest -m "not unit" -q -p no:cacheprovider "$@"
+    "$PY" -m pytest -m "not unit and not browser" -q -p no:cacheprovider "$@"
   production=$?
 elif [ "${VARIANTLAB_REQUIRE_SERVICES:-0}" = "1" ]; then
   echo "FAIL: PostgreSQL or Redis is not answering and VARIANTLAB_REQUIRE_SERVICES=1."
