@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 PG_URL=${VARIANTLAB_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/variantlab}
 REDIS_URL_TEST=${VARIANTLAB_TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
+ARGS=$#  # arguments for pytest (a file, a -k filter), passed to every run
 mkdir -p artifacts
 
 services_up() {
@@ -47,7 +48,7 @@ env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL \
   "$PY" -m pytest -m "$embedded_markers" -q -p no:cacheprovider -n auto --dist loadfile \
   --ignore="$FUZZ" "$@"
 embedded=$?
-if [ "$#" -eq 0 ]; then
+if [ "$ARGS" -eq 0 ]; then
   env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL \
     "$PY" -m pytest -m "$embedded_markers" -q -p no:cacheprovider "$FUZZ"
   fuzz=$?
@@ -69,6 +70,5 @@ else
 fi
 
 # With arguments (a file, a -k filter) a run may select no test (pytest's exit code 5): fine.
-ARGS=$#
 passed() { [ "$1" -eq 0 ] || { [ "$ARGS" -gt 0 ] && [ "$1" -eq 5 ]; }; }
 passed "$unit" && passed "$embedded" && passed "$production"
